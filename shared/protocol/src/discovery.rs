@@ -125,13 +125,7 @@ pub fn resource_type_json(rt: &ResourceType, base_url: &str) -> Value {
 }
 
 fn list(resources: Vec<Value>) -> Value {
-    ListResponse {
-        total_results: resources.len() as u64,
-        start_index: Some(1),
-        resources,
-        next_cursor: None,
-    }
-    .to_json()
+    ListResponse { total_results: resources.len() as u64, start_index: Some(1), resources, next_cursor: None }.to_json()
 }
 
 /// /Schemas.

@@ -26,10 +26,10 @@ use serde_json::{Number, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::Object;
 use crate::error::{Result, ScimError};
 use crate::path::AttrPath;
 use crate::schema::{AttrType, AttributeDef, ResourceType};
-use crate::Object;
 
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 4096;
@@ -360,9 +360,8 @@ fn present(v: &Value) -> bool {
 }
 
 fn complex_target<'a>(rt: &'a ResourceType, path: &AttrPath) -> Result<&'a AttributeDef> {
-    let r = rt
-        .resolve_attribute(path)
-        .ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{path}'")))?;
+    let r =
+        rt.resolve_attribute(path).ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{path}'")))?;
     if r.sub.is_some() || !r.attr.is_complex() {
         return Err(ScimError::invalid_filter(format!(
             "'{path}' is not a complex attribute; a value filter '[...]' needs one"
@@ -374,7 +373,11 @@ fn complex_target<'a>(rt: &'a ResourceType, path: &AttrPath) -> Result<&'a Attri
 fn check_operands(path: &AttrPath, def: &AttributeDef, op: CompareOp, value: &CompValue) -> Result<()> {
     let fail = |why: &str| Err(ScimError::invalid_filter(format!("'{path} {} {value}': {why}", op.as_str())));
     if matches!(value, CompValue::Null) {
-        return if matches!(op, CompareOp::Eq | CompareOp::Ne) { Ok(()) } else { fail("null only compares with eq or ne") };
+        return if matches!(op, CompareOp::Eq | CompareOp::Ne) {
+            Ok(())
+        } else {
+            fail("null only compares with eq or ne")
+        };
     }
     match def.ty {
         AttrType::Complex => fail("a complex attribute is compared through one of its sub-attributes"),
@@ -526,11 +529,7 @@ fn write_filter(out: &mut fmt::Formatter<'_>, f: &Filter, min_prec: u8) -> fmt::
 // Parsing.
 
 /// Run a parse over the whole of `text`, failing on anything left over.
-pub(crate) fn parse_with<T>(
-    text: &str,
-    input: Input,
-    parse: impl FnOnce(&mut Parser<'_>) -> Result<T>,
-) -> Result<T> {
+pub(crate) fn parse_with<T>(text: &str, input: Input, parse: impl FnOnce(&mut Parser<'_>) -> Result<T>) -> Result<T> {
     if text.len() > MAX_FILTER_LEN {
         return Err(input.error(format!(
             "the {} is {} bytes long; at most {MAX_FILTER_LEN} are accepted",
@@ -813,8 +812,8 @@ impl<'a> Parser<'a> {
             }
         }
         let literal = self.src.get(start..=i).unwrap_or_default();
-        let decoded = serde_json::from_str::<String>(literal)
-            .map_err(|e| self.error(format!("invalid string value ({e})")))?;
+        let decoded =
+            serde_json::from_str::<String>(literal).map_err(|e| self.error(format!("invalid string value ({e})")))?;
         self.pos = i + 1;
         Ok(decoded)
     }

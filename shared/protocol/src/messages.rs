@@ -132,7 +132,8 @@ impl SearchRequest {
             };
             match key.to_ascii_lowercase().as_str() {
                 "schemas" => {
-                    let ok = value.as_array().is_some_and(|l| l.iter().any(|s| s.as_str() == Some(urn::SEARCH_REQUEST)));
+                    let ok =
+                        value.as_array().is_some_and(|l| l.iter().any(|s| s.as_str() == Some(urn::SEARCH_REQUEST)));
                     if !ok {
                         return Err(ScimError::invalid_value(format!(
                             "'schemas' of a search must be [\"{}\"]",

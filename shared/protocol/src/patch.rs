@@ -22,7 +22,7 @@ use crate::Object;
 use crate::error::{Result, ScimError};
 use crate::filter::{CompValue, CompareOp, Filter, Input, parse_with};
 use crate::path::AttrPath;
-use crate::resource::{check_replace, coerce, holder_mut, parse_resource, set_or_remove, set_sub};
+use crate::resource::{Name, check_replace, coerce, coerce_single, holder_mut, parse_resource, set_or_remove, set_sub};
 use crate::schema::{AttributeDef, ResourceType, Target};
 use crate::urn;
 
@@ -103,9 +103,17 @@ fn get_ci<'a>(obj: &'a Object, key: &str) -> Option<&'a Value> {
 }
 
 impl PatchRequest {
+    /// Parse a borrowed body (copies the operation values).
     pub fn parse(body: &Value) -> Result<Self> {
-        let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a PatchOp must be a JSON object"))?;
-        if let Some(schemas) = get_ci(obj, "schemas") {
+        Self::from_value(body.clone())
+    }
+
+    /// Parse an owned body, moving the operation values out of it.
+    pub fn from_value(body: Value) -> Result<Self> {
+        let Value::Object(mut obj) = body else {
+            return Err(ScimError::invalid_syntax("a PatchOp must be a JSON object"));
+        };
+        if let Some(schemas) = get_ci(&obj, "schemas") {
             let ok = schemas
                 .as_array()
                 .is_some_and(|l| l.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn::PATCH_OP))));
@@ -113,21 +121,32 @@ impl PatchRequest {
                 return Err(ScimError::invalid_value(format!("'schemas' of a PATCH must be [\"{}\"]", urn::PATCH_OP)));
             }
         }
-        let ops = get_ci(obj, "Operations")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ScimError::invalid_syntax("a PatchOp needs an 'Operations' array"))?;
+        let Some(Value::Array(ops)) = take_ci(&mut obj, "Operations") else {
+            return Err(ScimError::invalid_syntax("a PatchOp needs an 'Operations' array"));
+        };
         if ops.is_empty() {
             return Err(ScimError::invalid_value("'Operations' is empty"));
         }
-        let operations = ops.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect::<Result<_>>()?;
+        let operations = ops.into_iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect::<Result<_>>()?;
         Ok(Self { operations })
     }
 }
 
-fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation> {
+/// Remove a key, matched case-insensitively, and return its value.
+fn take_ci(obj: &mut Object, key: &str) -> Option<Value> {
+    if let Some(v) = obj.shift_remove(key) {
+        return Some(v);
+    }
+    let actual = obj.keys().find(|k| k.eq_ignore_ascii_case(key))?.clone();
+    obj.shift_remove(&actual)
+}
+
+fn parse_operation(index: usize, op: Value) -> Result<PatchOperation> {
     let n = index + 1;
-    let obj = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("operation {n} is not a JSON object")))?;
-    let kind = match get_ci(obj, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+    let Value::Object(mut obj) = op else {
+        return Err(ScimError::invalid_syntax(format!("operation {n} is not a JSON object")));
+    };
+    let kind = match get_ci(&obj, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
         Some("add") => PatchOpKind::Add,
         Some("replace") => PatchOpKind::Replace,
         Some("remove") => PatchOpKind::Remove,
@@ -137,13 +156,13 @@ fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation> {
             )));
         }
     };
-    let path = match get_ci(obj, "path") {
+    let path = match get_ci(&obj, "path") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) => Some(PatchPath::parse(s.trim())?),
         Some(_) => return Err(ScimError::invalid_path(format!("operation {n}: 'path' must be a string"))),
     };
-    let value = get_ci(obj, "value").cloned();
+    let value = take_ci(&mut obj, "value");
     match (kind, &path, &value) {
         (PatchOpKind::Remove, None, _) => {
             Err(ScimError::no_target(format!("operation {n}: 'remove' needs a 'path' (RFC 7644 §3.5.2.2)")))
@@ -252,12 +271,13 @@ pub fn apply_patch(rt: &ResourceType, resource: &Object, request: &PatchRequest)
         }
     }
     let patched = parse_resource(rt, &Value::Object(ctx.doc))?;
-    let before = parse_resource(rt, &Value::Object(resource.clone())).ok();
-    if let Some(before) = &before {
-        check_replace(rt, before, &patched)?;
-    }
+    // The stored resource is canonical already: dropping its read-only
+    // attributes gives what `patched` is compared with.
+    let mut before = resource.clone();
+    before.retain(|k, _| rt.core_attribute(k).is_none_or(|a| !a.is_read_only()));
+    check_replace(rt, &before, &patched)?;
     let members = ctx.members.finish();
-    let changed = before.as_ref() != Some(&patched) || !members.is_empty();
+    let changed = before != patched || !members.is_empty();
     Ok(PatchOutcome { resource: patched, members, changed })
 }
 
@@ -274,7 +294,13 @@ fn apply_keyed(ctx: &mut Ctx<'_>, kind: PatchOpKind, key: &str, value: &Value) -
 /// Apply one operation at `path`. `explicit` is false for keys of a value
 /// map, where unknown and read-only attributes are skipped rather than
 /// refused (Okta sends `id` there).
-fn apply_path(ctx: &mut Ctx<'_>, kind: PatchOpKind, path: &PatchPath, value: Option<&Value>, explicit: bool) -> Result<()> {
+fn apply_path(
+    ctx: &mut Ctx<'_>,
+    kind: PatchOpKind,
+    path: &PatchPath,
+    value: Option<&Value>,
+    explicit: bool,
+) -> Result<()> {
     let r = match ctx.rt.resolve(&path.attr) {
         None if explicit => {
             return Err(ScimError::invalid_path(format!("'{path}' is not an attribute of a {}", ctx.rt.name)));
@@ -304,7 +330,7 @@ fn apply_path(ctx: &mut Ctx<'_>, kind: PatchOpKind, path: &PatchPath, value: Opt
         return if explicit { Err(ScimError::mutability(format!("'{name}' is read-only"))) } else { Ok(()) };
     }
     if ctx.rt.id == "Group" && !r.extension && r.attr.name == "members" {
-        return members_op(ctx, kind, r.attr, r.sub.is_some(), path, value);
+        return members_op(ctx, kind, r.sub.is_some(), path, value);
     }
     let holder = holder_mut(&mut ctx.doc, r.extension, r.schema.id);
     let result = match &path.filter {
@@ -347,7 +373,7 @@ fn apply_plain(
             }
         },
         (None, PatchOpKind::Add) if attr.multi_valued => {
-            let Some(Value::Array(new)) = coerce(attr, value, name)? else { return Ok(()) };
+            let Some(Value::Array(new)) = coerce(attr, value, Name::Plain(name))? else { return Ok(()) };
             let list = array_mut(holder, attr.name);
             let mut touched = Vec::new();
             for v in new {
@@ -361,7 +387,7 @@ fn apply_plain(
             }
             settle_primary(list, &touched);
         }
-        (None, _) if attr.is_complex() && !attr.multi_valued => match coerce(attr, value, name)? {
+        (None, _) if attr.is_complex() && !attr.multi_valued => match coerce(attr, value, Name::Plain(name))? {
             Some(Value::Object(new)) => {
                 let slot = holder.entry(attr.name.to_string()).or_insert_with(|| Value::Object(Object::new()));
                 match slot {
@@ -375,11 +401,11 @@ fn apply_plain(
             _ => {}
         },
         (None, PatchOpKind::Add) if value.is_null() => {}
-        (None, _) => set_or_remove(holder, attr.name, coerce(attr, value, name)?),
+        (None, _) => set_or_remove(holder, attr.name, coerce(attr, value, Name::Plain(name))?),
         (Some(sub), _) => {
             let v = match kind {
                 PatchOpKind::Remove => None,
-                _ => coerce(sub, value, name)?,
+                _ => coerce(sub, value, Name::Plain(name))?,
             };
             if !attr.multi_valued {
                 set_sub(holder, attr.name, sub.name, v);
@@ -418,11 +444,15 @@ fn array_mut<'h>(holder: &'h mut Object, name: &str) -> &'h mut Vec<Value> {
 /// given (matched by their `value` where they have one), never the rest:
 /// Entra removes group members this way.
 fn remove_values(holder: &mut Object, attr: &AttributeDef, given: &Value, name: &str) -> Result<()> {
-    let Some(Value::Array(given)) = coerce(attr, given, name)? else { return Ok(()) };
+    let Some(Value::Array(given)) = coerce(attr, given, Name::Plain(name))? else { return Ok(()) };
     let case_exact = attr.sub("value").is_some_and(|v| v.case_exact);
     let same = |a: &Value, b: &Value| match (a.get("value"), b.get("value")) {
         (Some(Value::String(x)), Some(Value::String(y))) => {
-            if case_exact { x == y } else { x.eq_ignore_ascii_case(y) || x.to_lowercase() == y.to_lowercase() }
+            if case_exact {
+                x == y
+            } else {
+                x.eq_ignore_ascii_case(y) || x.to_lowercase() == y.to_lowercase()
+            }
         }
         (Some(x), Some(y)) => x == y,
         _ => a == b,
@@ -487,11 +517,12 @@ fn apply_filtered(
     let update: Object = match sub {
         Some(s) => {
             let mut o = Object::new();
-            o.insert(s.name.to_string(), coerce(s, value, &format!("{name}.{}", s.name))?.unwrap_or(Value::Null));
+            let v = coerce(s, value, Name::Sub(&Name::Plain(name), s.name))?;
+            o.insert(s.name.to_string(), v.unwrap_or(Value::Null));
             o
         }
         None => match value {
-            Value::Object(_) => match crate::resource::coerce(&element_def(attr), value, name)? {
+            Value::Object(_) => match coerce_single(attr, value, Name::Plain(name))? {
                 Some(Value::Object(o)) => o,
                 _ => Object::new(),
             },
@@ -525,13 +556,6 @@ fn apply_filtered(
         holder.remove(attr.name);
     }
     Ok(())
-}
-
-/// The definition of one value of a multi-valued complex attribute.
-fn element_def(attr: &AttributeDef) -> AttributeDef {
-    let mut one = attr.clone();
-    one.multi_valued = false;
-    one
 }
 
 /// For a filter made only of `sub eq literal` joined by `and`, the value it
@@ -576,7 +600,6 @@ fn settle_primary(list: &mut [Value], touched: &[usize]) {
 fn members_op(
     ctx: &mut Ctx<'_>,
     kind: PatchOpKind,
-    members: &AttributeDef,
     has_sub: bool,
     path: &PatchPath,
     value: Option<&Value>,
@@ -588,12 +611,12 @@ fn members_op(
     }
     match (kind, &path.filter) {
         (PatchOpKind::Add, None) => {
-            for m in member_refs(members, value)? {
+            for m in member_refs(value)? {
                 ctx.members.add(m);
             }
         }
         (PatchOpKind::Replace, None) => {
-            let refs = member_refs(members, value)?;
+            let refs = member_refs(value)?;
             ctx.members.clear();
             for m in refs {
                 ctx.members.add(m);
@@ -602,7 +625,7 @@ fn members_op(
         (PatchOpKind::Remove, None) => match non_null(value) {
             // Entra: remove with a value array removes those members only.
             Some(v) => {
-                for m in member_refs(members, Some(v))? {
+                for m in member_refs(Some(v))? {
                     ctx.members.remove(m.value);
                 }
             }
@@ -624,40 +647,39 @@ fn members_op(
     Ok(())
 }
 
-/// The member references in a `members` value.
-fn member_refs(members: &AttributeDef, value: Option<&Value>) -> Result<Vec<MemberRef>> {
-    let value = value.unwrap_or(&Value::Null);
-    // Checked before coercion, which would silently drop a member that has
-    // only read-only parts (`display`).
+/// The member references in a `members` value: each an object with a
+/// `value` (the member's id) and optional `type`, or a bare id string.
+/// Read directly rather than through schema coercion, which would build a
+/// map per member (groups receive hundreds per request) and would silently
+/// drop a member that has only read-only parts (`display`).
+fn member_refs(value: Option<&Value>) -> Result<Vec<MemberRef>> {
     let raw = match value {
-        Value::Array(items) => items.as_slice(),
-        Value::Null => &[],
-        single => std::slice::from_ref(single),
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(single) => std::slice::from_ref(single),
     };
-    for item in raw {
-        let id = match item {
-            Value::String(s) => Some(s.as_str()),
-            Value::Object(o) => get_ci(o, "value").and_then(Value::as_str),
-            _ => None,
-        };
-        if id.is_none_or(|id| id.trim().is_empty()) {
-            return Err(ScimError::invalid_value("every member needs a non-empty 'value' (the member's id)"));
-        }
-    }
-    let Some(Value::Array(list)) = coerce(members, value, "members")? else {
-        return Ok(Vec::new());
-    };
-    list.iter().map(member_ref).collect()
+    raw.iter().map(member_ref).collect()
 }
 
 fn member_ref(v: &Value) -> Result<MemberRef> {
-    match v.get("value").and_then(Value::as_str).map(str::trim) {
-        Some(id) if !id.is_empty() => Ok(MemberRef {
-            value: id.to_string(),
-            kind: v.get("type").and_then(Value::as_str).map(str::to_string),
-        }),
-        _ => Err(ScimError::invalid_value("every member needs a non-empty 'value' (the member's id)")),
-    }
+    let (id, kind) = match v {
+        Value::String(id) => (Some(id.as_str()), None),
+        Value::Object(o) => (get_ci(o, "value").and_then(Value::as_str), get_ci(o, "type")),
+        _ => (None, None),
+    };
+    let id = id
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| ScimError::invalid_value("every member needs a non-empty 'value' (the member's id)"))?;
+    let kind = match kind {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("user") => Some("User".to_string()),
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("group") => Some("Group".to_string()),
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!("a member's 'type' is \"User\" or \"Group\", not {other}")));
+        }
+    };
+    Ok(MemberRef { value: id.to_string(), kind })
 }
 
 /// The ids named by `members[value eq "a" or value eq "b"]`.

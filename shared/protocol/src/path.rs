@@ -22,7 +22,7 @@ impl AttrPath {
     /// because attribute names cannot contain one, while URNs contain
     /// both `:` and `.` (`...:2.0:User`).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (urn, rest) = if text.len() >= 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        let (urn, rest) = if has_urn_prefix(text) {
             match text.rfind(':') {
                 Some(i) if i > 3 => (Some(text[..i].to_string()), &text[i + 1..]),
                 _ => return Err(format!("'{text}' is not a valid attribute path")),
@@ -45,6 +45,11 @@ impl AttrPath {
         }
         Ok(Self { urn, name: name.to_string(), sub: sub.map(str::to_string) })
     }
+}
+
+/// Whether `text` starts with `urn:`, in any case.
+pub(crate) fn has_urn_prefix(text: &str) -> bool {
+    text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
 }
 
 /// `ATTRNAME = ALPHA *(nameChar)`, plus `$ref` (RFC 7643 §2.1 allows the

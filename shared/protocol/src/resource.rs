@@ -21,9 +21,8 @@ use crate::schema::{AttrType, AttributeDef, Mutability, ResourceType, Returned, 
 
 /// Parse and validate a resource body (POST, PUT, and the result of a PATCH).
 pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
-    let body = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax(format!("a {} must be a JSON object", rt.name)))?;
+    let body =
+        body.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("a {} must be a JSON object", rt.name)))?;
     check_schemas(rt, body)?;
     let mut out = Object::new();
     for (key, value) in body {
@@ -34,7 +33,7 @@ pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
             put_extension(&mut out, ext, value)?;
             continue;
         }
-        let target = if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+        let target = if crate::path::has_urn_prefix(key) {
             AttrPath::parse(key).ok().and_then(|p| rt.resolve(&p))
         } else {
             rt.core_attribute(key).map(|attr| {
@@ -52,10 +51,9 @@ pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
                 }
                 let holder = holder_mut(&mut out, r.extension, r.schema.id);
                 match r.sub {
-                    None => set_or_remove(holder, r.attr.name, coerce(r.attr, value, r.attr.name)?),
+                    None => set_or_remove(holder, r.attr.name, coerce(r.attr, value, Name::Plain(key))?),
                     Some(sub) if !r.attr.multi_valued => {
-                        let name = r.display();
-                        let v = coerce(sub, value, &name)?;
+                        let v = coerce(sub, value, Name::Plain(key))?;
                         set_sub(holder, r.attr.name, sub.name, v);
                     }
                     Some(_) => {
@@ -80,9 +78,8 @@ fn check_schemas(rt: &ResourceType, body: &Object) -> Result<()> {
         // endpoint already says which resource type is meant.
         return Ok(());
     };
-    let list = schemas
-        .as_array()
-        .ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
+    let list =
+        schemas.as_array().ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
     let mut has_core = false;
     for s in list {
         let s = s.as_str().ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
@@ -112,7 +109,7 @@ fn put_extension(out: &mut Object, ext: &Schema, value: &Value) -> Result<()> {
         if attr.is_read_only() {
             continue;
         }
-        let coerced = coerce(attr, v, &format!("{}:{}", ext.id, attr.name))?;
+        let coerced = coerce(attr, v, Name::Qualified(ext.id, attr.name))?;
         set_or_remove(holder_mut(out, true, ext.id), attr.name, coerced);
     }
     Ok(())
@@ -199,9 +196,29 @@ fn is_assigned(v: &Value) -> bool {
     !matches!(v, Value::Null) && v.as_str().is_none_or(|s| !s.trim().is_empty())
 }
 
+/// An attribute's name for error messages. Formatting happens only when
+/// an error is reported, so validation allocates nothing for names.
+#[derive(Clone, Copy)]
+pub(crate) enum Name<'a> {
+    Plain(&'a str),
+    /// `urn:attr` of an extension attribute.
+    Qualified(&'a str, &'a str),
+    Sub(&'a Name<'a>, &'a str),
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Plain(n) => f.write_str(n),
+            Name::Qualified(urn, n) => write!(f, "{urn}:{n}"),
+            Name::Sub(parent, n) => write!(f, "{parent}.{n}"),
+        }
+    }
+}
+
 /// Coerce a client value to the attribute's type. `None` means unassigned
 /// (JSON null, or nothing left after dropping read-only parts).
-pub(crate) fn coerce(def: &AttributeDef, value: &Value, name: &str) -> Result<Option<Value>> {
+pub(crate) fn coerce(def: &AttributeDef, value: &Value, name: Name<'_>) -> Result<Option<Value>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -232,10 +249,10 @@ pub(crate) fn coerce(def: &AttributeDef, value: &Value, name: &str) -> Result<Op
     coerce_single(def, value, name)
 }
 
-fn coerce_single(def: &AttributeDef, value: &Value, name: &str) -> Result<Option<Value>> {
-    let wrong = |expected: &str| {
-        Err(ScimError::invalid_value(format!("'{name}' must be {expected}; got {}", describe(value))))
-    };
+/// Coerce one value (one element, for a multi-valued attribute).
+pub(crate) fn coerce_single(def: &AttributeDef, value: &Value, name: Name<'_>) -> Result<Option<Value>> {
+    let wrong =
+        |expected: &str| Err(ScimError::invalid_value(format!("'{name}' must be {expected}; got {}", describe(value))));
     Ok(Some(match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => match value {
             Value::String(_) => value.clone(),
@@ -287,14 +304,14 @@ fn coerce_single(def: &AttributeDef, value: &Value, name: &str) -> Result<Option
     }))
 }
 
-fn coerce_complex(def: &AttributeDef, value: &Object, name: &str) -> Result<Option<Value>> {
+fn coerce_complex(def: &AttributeDef, value: &Object, name: Name<'_>) -> Result<Option<Value>> {
     let mut out = Object::new();
     for (k, v) in value {
         let Some(sub) = def.sub(k) else { continue };
         if sub.is_read_only() {
             continue;
         }
-        if let Some(c) = coerce(sub, v, &format!("{name}.{}", sub.name))? {
+        if let Some(c) = coerce(sub, v, Name::Sub(&name, sub.name))? {
             out.insert(sub.name.to_string(), c);
         }
     }
@@ -307,15 +324,13 @@ fn coerce_complex(def: &AttributeDef, value: &Object, name: &str) -> Result<Opti
     Ok(Some(Value::Object(out)))
 }
 
-fn check_one_primary(def: &AttributeDef, values: &[Value], name: &str) -> Result<()> {
+fn check_one_primary(def: &AttributeDef, values: &[Value], name: Name<'_>) -> Result<()> {
     if def.sub("primary").is_none() {
         return Ok(());
     }
     let primaries = values.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
     if primaries > 1 {
-        return Err(ScimError::invalid_value(format!(
-            "at most one value of '{name}' may be primary; {primaries} are"
-        )));
+        return Err(ScimError::invalid_value(format!("at most one value of '{name}' may be primary; {primaries} are")));
     }
     Ok(())
 }
@@ -448,13 +463,8 @@ impl<'a> Selection<'a> {
         }
         let named = |p: &&(&str, Option<&str>, Option<&str>)| p.0 == schema.id && p.1.is_none_or(|a| a == attr.name);
         let whole = self.paths.iter().filter(named).any(|p| p.2.is_none());
-        let subs: Vec<&'a str> = self
-            .paths
-            .iter()
-            .filter(named)
-            .filter_map(|p| p.2)
-            .filter_map(|s| attr.sub(s).map(|d| d.name))
-            .collect();
+        let subs: Vec<&'a str> =
+            self.paths.iter().filter(named).filter_map(|p| p.2).filter_map(|s| attr.sub(s).map(|d| d.name)).collect();
         match self.mode {
             Mode::Default => (attr.returned == Returned::Default).then_some(Emit::Whole),
             Mode::Include if whole => Some(Emit::Whole),
@@ -507,19 +517,20 @@ pub fn render(rt: &ResourceType, resource: &Object, projection: &Projection) -> 
     let mut out = Object::new();
     out.insert("schemas".into(), Value::Array(vec![Value::String(rt.core.id.into())]));
 
-    let emit_attrs = |out: &mut Object, schema: &Schema, attrs: &mut dyn Iterator<Item = &AttributeDef>, from: &Object| {
-        for attr in attrs {
-            let Some(value) = from.get(attr.name) else { continue };
-            if value.is_null() {
-                continue;
-            }
-            if let Some(emit) = sel.decide(schema, attr) {
-                if let Some(v) = sel.project(attr, &emit, value) {
-                    out.insert(attr.name.to_string(), v);
+    let emit_attrs =
+        |out: &mut Object, schema: &Schema, attrs: &mut dyn Iterator<Item = &AttributeDef>, from: &Object| {
+            for attr in attrs {
+                let Some(value) = from.get(attr.name) else { continue };
+                if value.is_null() {
+                    continue;
+                }
+                if let Some(emit) = sel.decide(schema, attr) {
+                    if let Some(v) = sel.project(attr, &emit, value) {
+                        out.insert(attr.name.to_string(), v);
+                    }
                 }
             }
-        }
-    };
+        };
     let (meta, ids): (Vec<_>, Vec<_>) = common.iter().filter(|a| a.name != "schemas").partition(|a| a.name == "meta");
     emit_attrs(&mut out, &rt.core, &mut ids.into_iter(), resource);
     emit_attrs(&mut out, &rt.core, &mut rt.core.attributes.iter(), resource);

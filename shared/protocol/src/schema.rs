@@ -291,10 +291,7 @@ impl ResourceType {
             }
             None => match self.core_attribute(&path.name) {
                 Some(a) => (&self.core, false, a),
-                None => self
-                    .extensions
-                    .iter()
-                    .find_map(|(s, _)| s.attribute(&path.name).map(|a| (s, true, a)))?,
+                None => self.extensions.iter().find_map(|(s, _)| s.attribute(&path.name).map(|a| (s, true, a)))?,
             },
         };
         let sub = match &path.sub {
@@ -350,8 +347,7 @@ static COMMON: LazyLock<Vec<AttributeDef>> = LazyLock::new(|| {
             .mutability(M::ReadOnly)
             .returned(Returned::Always)
             .unique(Uniqueness::Server),
-        string("externalId", "Identifier of the resource as defined by the provisioning client.")
-            .case_exact(),
+        string("externalId", "Identifier of the resource as defined by the provisioning client.").case_exact(),
         AttributeDef::new("meta", T::Complex, "Resource metadata.").mutability(M::ReadOnly).subs(vec![
             string("resourceType", "The name of the resource type.").case_exact().mutability(M::ReadOnly),
             AttributeDef::new("created", T::DateTime, "When the resource was added.").mutability(M::ReadOnly),
@@ -367,9 +363,8 @@ static COMMON: LazyLock<Vec<AttributeDef>> = LazyLock::new(|| {
 });
 
 fn user_schema() -> Schema {
-    let with_value = |name, desc, types| {
-        AttributeDef::new(name, T::Complex, desc).multi().subs(multi_valued_subs(T::String, types))
-    };
+    let with_value =
+        |name, desc, types| AttributeDef::new(name, T::Complex, desc).multi().subs(multi_valued_subs(T::String, types));
     Schema {
         id: urn::USER,
         name: "User",
@@ -413,19 +408,16 @@ fn user_schema() -> Schema {
             AttributeDef::new("photos", T::Complex, "URLs of photos of the User.")
                 .multi()
                 .subs(multi_valued_subs(T::Reference, &["photo", "thumbnail"])),
-            AttributeDef::new("addresses", T::Complex, "A physical mailing address for this User.")
-                .multi()
-                .subs(vec![
-                    string("formatted", "The full mailing address, formatted for display."),
-                    string("streetAddress", "The full street address component."),
-                    string("locality", "The city or locality component."),
-                    string("region", "The state or region component."),
-                    string("postalCode", "The zip code or postal code component."),
-                    string("country", "The country name component."),
-                    string("type", "A label indicating the attribute's function.")
-                        .canonical(&["work", "home", "other"]),
-                    AttributeDef::new("primary", T::Boolean, "The primary mailing address."),
-                ]),
+            AttributeDef::new("addresses", T::Complex, "A physical mailing address for this User.").multi().subs(vec![
+                string("formatted", "The full mailing address, formatted for display."),
+                string("streetAddress", "The full street address component."),
+                string("locality", "The city or locality component."),
+                string("region", "The state or region component."),
+                string("postalCode", "The zip code or postal code component."),
+                string("country", "The country name component."),
+                string("type", "A label indicating the attribute's function.").canonical(&["work", "home", "other"]),
+                AttributeDef::new("primary", T::Boolean, "The primary mailing address."),
+            ]),
             AttributeDef::new("groups", T::Complex, "The groups the user belongs to.")
                 .multi()
                 .mutability(M::ReadOnly)
@@ -568,9 +560,8 @@ mod tests {
     fn resolves_urn_qualified_paths_core_and_extension() {
         let r = user().resolve_attribute(&path("urn:ietf:params:scim:schemas:core:2.0:User:name.familyName"));
         assert_eq!(r.map(|r| (r.extension, r.display())), Some((false, "name.familyName".into())));
-        let r = user().resolve_attribute(&path(
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-        ));
+        let r =
+            user().resolve_attribute(&path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"));
         assert_eq!(
             r.map(|r| (r.extension, r.display())),
             Some((true, format!("{}:manager.value", urn::ENTERPRISE_USER)))

@@ -165,12 +165,15 @@ fn rfc7644_3_5_2_3_replace_selected_values() {
         "postalCode": "91608", "country": "US", "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US",
         "primary": true
     });
-    let out = ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "addresses[type eq \"work\"]", "value": work }])));
+    let out =
+        ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "addresses[type eq \"work\"]", "value": work }])));
     assert_eq!(out.resource["addresses"], json!([work]));
     let out = ok(
         user(),
         &bjensen(),
-        ops(json!([{ "op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1010 Broadway Ave" }])),
+        ops(
+            json!([{ "op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1010 Broadway Ave" }]),
+        ),
     );
     assert_eq!(out.resource["addresses"][0]["streetAddress"], json!("1010 Broadway Ave"));
     assert_eq!(out.resource["addresses"][0]["locality"], json!("Hollywood"));
@@ -195,7 +198,8 @@ fn rfc7644_3_5_2_3_replace_without_path() {
 // sub-attributes unchanged.
 #[test]
 fn replace_of_a_complex_attribute_merges() {
-    let out = ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "name", "value": { "givenName": "Babs" } }])));
+    let out =
+        ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "name", "value": { "givenName": "Babs" } }])));
     assert_eq!(out.resource["name"], json!({ "familyName": "Jensen", "givenName": "Babs" }));
     let out = ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "name.familyName", "value": null }])));
     assert_eq!(out.resource["name"], json!({ "givenName": "Barbara" }));
@@ -233,13 +237,18 @@ fn entra_dialect() {
         }}])),
     );
     assert_eq!(out.resource["name"]["givenName"], json!("Babs"));
-    assert_eq!(out.resource[urn::ENTERPRISE_USER], json!({ "employeeNumber": "701984", "manager": { "value": "mgr-1" } }));
+    assert_eq!(
+        out.resource[urn::ENTERPRISE_USER],
+        json!({ "employeeNumber": "701984", "manager": { "value": "mgr-1" } })
+    );
 
     // Manager as a plain id with a path; then removed.
     let out = ok(
         user(),
         &u,
-        ops(json!([{ "op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "mgr-2" }])),
+        ops(
+            json!([{ "op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "mgr-2" }]),
+        ),
     );
     assert_eq!(out.resource[urn::ENTERPRISE_USER]["manager"], json!({ "value": "mgr-2" }));
     let removed = ok(
@@ -262,9 +271,17 @@ fn entra_dialect() {
     let out = ok(group(), &g, ops(json!([{ "op": "Replace", "path": "displayName", "value": "Guides" }])));
     assert_eq!(out.resource["displayName"], json!("Guides"));
     assert!(out.members.is_empty());
-    let out = ok(group(), &g, ops(json!([{ "op": "Add", "path": "members", "value": [{ "$ref": null, "value": "f648f8d5" }] }])));
+    let out = ok(
+        group(),
+        &g,
+        ops(json!([{ "op": "Add", "path": "members", "value": [{ "$ref": null, "value": "f648f8d5" }] }])),
+    );
     assert_eq!(out.members, changes(false, &["f648f8d5"], &[]));
-    let out = ok(group(), &g, ops(json!([{ "op": "Remove", "path": "members", "value": [{ "$ref": null, "value": "f648f8d5" }] }])));
+    let out = ok(
+        group(),
+        &g,
+        ops(json!([{ "op": "Remove", "path": "members", "value": [{ "$ref": null, "value": "f648f8d5" }] }])),
+    );
     assert_eq!(out.members, changes(false, &[], &["f648f8d5"]), "remove with a value never clears the group");
     let out = ok(group(), &g, ops(json!([{ "op": "Remove", "path": "members[value eq \"f648f8d5\"]" }])));
     assert_eq!(out.members, changes(false, &[], &["f648f8d5"]));
@@ -291,7 +308,8 @@ fn okta_dialect() {
     );
     assert_eq!(out.members, changes(false, &["23a35c27"], &["89bb1940"]));
     // Path-less replace of members replaces them all.
-    let out = ok(group(), &tour_guides(), ops(json!([{ "op": "replace", "value": { "members": [{ "value": "a" }] } }])));
+    let out =
+        ok(group(), &tour_guides(), ops(json!([{ "op": "replace", "value": { "members": [{ "value": "a" }] } }])));
     assert_eq!(out.members, changes(true, &["a"], &[]));
 }
 
@@ -304,11 +322,25 @@ fn member_operations_fold_to_their_net_effect() {
     assert_eq!(out.members, changes(false, &[], &["a"]));
     let out = ok(group(), &g, ops(json!([remove("a"), add("a")])));
     assert_eq!(out.members, changes(false, &["a"], &[]));
-    let out = ok(group(), &g, ops(json!([{ "op": "replace", "path": "members", "value": [{ "value": "a" }, { "value": "b" }] }, remove("b")])));
+    let out = ok(
+        group(),
+        &g,
+        ops(
+            json!([{ "op": "replace", "path": "members", "value": [{ "value": "a" }, { "value": "b" }] }, remove("b")]),
+        ),
+    );
     assert_eq!(out.members, changes(true, &["a"], &[]));
-    let out = ok(group(), &g, ops(json!([remove("x"), { "op": "remove", "path": "members[value eq \"y\" or value eq \"z\"]" }])));
+    let out = ok(
+        group(),
+        &g,
+        ops(json!([remove("x"), { "op": "remove", "path": "members[value eq \"y\" or value eq \"z\"]" }])),
+    );
     assert_eq!(out.members, changes(false, &[], &["x", "y", "z"]));
-    let typed = ok(group(), &g, ops(json!([{ "op": "add", "path": "members", "value": [{ "value": "g2", "type": "Group" }] }])));
+    let typed = ok(
+        group(),
+        &g,
+        ops(json!([{ "op": "add", "path": "members", "value": [{ "value": "g2", "type": "Group" }] }])),
+    );
     assert_eq!(typed.members.add, vec![MemberRef { value: "g2".into(), kind: Some("Group".into()) }]);
 }
 
@@ -318,11 +350,17 @@ fn a_new_primary_value_demotes_the_old_one() {
     let out = ok(
         user(),
         &bjensen(),
-        ops(json!([{ "op": "add", "path": "emails", "value": [{ "value": "new@x.org", "type": "other", "primary": true }] }])),
+        ops(
+            json!([{ "op": "add", "path": "emails", "value": [{ "value": "new@x.org", "type": "other", "primary": true }] }]),
+        ),
     );
     assert_eq!(out.resource["emails"][0]["primary"], json!(false));
     assert_eq!(out.resource["emails"][2]["primary"], json!(true));
-    let out = ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "emails[type eq \"home\"].primary", "value": true }])));
+    let out = ok(
+        user(),
+        &bjensen(),
+        ops(json!([{ "op": "replace", "path": "emails[type eq \"home\"].primary", "value": true }])),
+    );
     assert_eq!(out.resource["emails"][0]["primary"], json!(false));
     assert_eq!(out.resource["emails"][1]["primary"], json!(true));
 }
@@ -344,32 +382,156 @@ fn refusals() {
     let g = tour_guides();
     let cases: Vec<(&ResourceType, &Object, Value, u16, ScimType, &str)> = vec![
         (user(), &u, json!([]), 400, ScimType::InvalidSyntax, "must be a JSON object"),
-        (user(), &u, json!({ "schemas": [urn::PATCH_OP] }), 400, ScimType::InvalidSyntax, "needs an 'Operations' array"),
+        (
+            user(),
+            &u,
+            json!({ "schemas": [urn::PATCH_OP] }),
+            400,
+            ScimType::InvalidSyntax,
+            "needs an 'Operations' array",
+        ),
         (user(), &u, ops(json!([])), 400, ScimType::InvalidValue, "'Operations' is empty"),
-        (user(), &u, json!({ "schemas": [urn::USER], "Operations": [] }), 400, ScimType::InvalidValue, "'schemas' of a PATCH"),
-        (user(), &u, ops(json!([{ "op": "move", "path": "title", "value": "x" }])), 400, ScimType::InvalidSyntax, "'op' must be"),
+        (
+            user(),
+            &u,
+            json!({ "schemas": [urn::USER], "Operations": [] }),
+            400,
+            ScimType::InvalidValue,
+            "'schemas' of a PATCH",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "move", "path": "title", "value": "x" }])),
+            400,
+            ScimType::InvalidSyntax,
+            "'op' must be",
+        ),
         (user(), &u, ops(json!([{ "op": "remove" }])), 400, ScimType::NoTarget, "needs a 'path'"),
         (user(), &u, ops(json!([{ "op": "add", "path": "title" }])), 400, ScimType::InvalidValue, "needs a 'value'"),
         (user(), &u, ops(json!([{ "op": "add", "value": "x" }])), 400, ScimType::InvalidValue, "object of attributes"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "nope", "value": "x" }])), 400, ScimType::InvalidPath, "not an attribute"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "emails[type eq \"work\"", "value": "x" }])), 400, ScimType::InvalidPath, "expected ']'"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": 7, "value": "x" }])), 400, ScimType::InvalidPath, "must be a string"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "id", "value": "x" }])), 400, ScimType::Mutability, "'id' is read-only"),
-        (user(), &u, ops(json!([{ "op": "add", "path": "groups", "value": [{ "value": "g" }] }])), 400, ScimType::Mutability, "read-only"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "active", "value": "maybe" }])), 400, ScimType::InvalidValue, "must be a boolean"),
-        (user(), &u, ops(json!([{ "op": "remove", "path": "userName" }])), 400, ScimType::InvalidValue, "'userName' is required"),
         (
-            user(), &u,
-            ops(json!([{ "op": "replace", "path": "emails[type eq \"fax\" or type eq \"other\"].value", "value": "x" }])),
-            400, ScimType::NoTarget, "no value of 'emails' matches",
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "nope", "value": "x" }])),
+            400,
+            ScimType::InvalidPath,
+            "not an attribute",
         ),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "emails[nope eq \"x\"].value", "value": "x" }])), 400, ScimType::InvalidFilter, "unknown attribute"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "name[givenName eq \"x\"]", "value": {} }])), 400, ScimType::InvalidPath, "not a multi-valued complex"),
-        (user(), &u, ops(json!([{ "op": "replace", "path": "emails[type eq \"work\"].nope", "value": "x" }])), 400, ScimType::InvalidPath, "not a sub-attribute"),
-        (group(), &g, ops(json!([{ "op": "remove", "path": "members[display eq \"x\"]" }])), 400, ScimType::InvalidFilter, "selected by id"),
-        (group(), &g, ops(json!([{ "op": "replace", "path": "members[value eq \"x\"].display", "value": "y" }])), 400, ScimType::InvalidPath, "members are added and removed whole"),
-        (group(), &g, ops(json!([{ "op": "add", "path": "members", "value": [{ "display": "no id" }] }])), 400, ScimType::InvalidValue, "non-empty 'value'"),
-        (group(), &g, ops(json!([{ "op": "replace", "path": "displayName", "value": null }])), 400, ScimType::InvalidValue, "'displayName' is required"),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "emails[type eq \"work\"", "value": "x" }])),
+            400,
+            ScimType::InvalidPath,
+            "expected ']'",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": 7, "value": "x" }])),
+            400,
+            ScimType::InvalidPath,
+            "must be a string",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "id", "value": "x" }])),
+            400,
+            ScimType::Mutability,
+            "'id' is read-only",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "add", "path": "groups", "value": [{ "value": "g" }] }])),
+            400,
+            ScimType::Mutability,
+            "read-only",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "active", "value": "maybe" }])),
+            400,
+            ScimType::InvalidValue,
+            "must be a boolean",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "remove", "path": "userName" }])),
+            400,
+            ScimType::InvalidValue,
+            "'userName' is required",
+        ),
+        (
+            user(),
+            &u,
+            ops(
+                json!([{ "op": "replace", "path": "emails[type eq \"fax\" or type eq \"other\"].value", "value": "x" }]),
+            ),
+            400,
+            ScimType::NoTarget,
+            "no value of 'emails' matches",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "emails[nope eq \"x\"].value", "value": "x" }])),
+            400,
+            ScimType::InvalidFilter,
+            "unknown attribute",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "name[givenName eq \"x\"]", "value": {} }])),
+            400,
+            ScimType::InvalidPath,
+            "not a multi-valued complex",
+        ),
+        (
+            user(),
+            &u,
+            ops(json!([{ "op": "replace", "path": "emails[type eq \"work\"].nope", "value": "x" }])),
+            400,
+            ScimType::InvalidPath,
+            "not a sub-attribute",
+        ),
+        (
+            group(),
+            &g,
+            ops(json!([{ "op": "remove", "path": "members[display eq \"x\"]" }])),
+            400,
+            ScimType::InvalidFilter,
+            "selected by id",
+        ),
+        (
+            group(),
+            &g,
+            ops(json!([{ "op": "replace", "path": "members[value eq \"x\"].display", "value": "y" }])),
+            400,
+            ScimType::InvalidPath,
+            "members are added and removed whole",
+        ),
+        (
+            group(),
+            &g,
+            ops(json!([{ "op": "add", "path": "members", "value": [{ "display": "no id" }] }])),
+            400,
+            ScimType::InvalidValue,
+            "non-empty 'value'",
+        ),
+        (
+            group(),
+            &g,
+            ops(json!([{ "op": "replace", "path": "displayName", "value": null }])),
+            400,
+            ScimType::InvalidValue,
+            "'displayName' is required",
+        ),
     ];
     for (rt, resource, body, status, scim_type, expected) in cases {
         let e = fail(rt, resource, body.clone());
@@ -405,7 +567,14 @@ fn patch_paths_parse_and_print() {
         let p = PatchPath::parse(text).unwrap_or_else(|e| unreachable!("{text}: {e}"));
         assert_eq!(p.to_string(), text);
     }
-    for bad in ["", "emails[", "emails[type eq \"work\"].", "emails[type eq \"work\"]x", "a b", "emails[type eq \"w\"].value.x"] {
+    for bad in [
+        "",
+        "emails[",
+        "emails[type eq \"work\"].",
+        "emails[type eq \"work\"]x",
+        "a b",
+        "emails[type eq \"w\"].value.x",
+    ] {
         let e = PatchPath::parse(bad).err();
         assert!(e.is_some_and(|e| e.scim_type.is_some()), "{bad:?} should be refused");
     }

@@ -129,7 +129,11 @@ fn refusals_say_what_is_wrong() {
         (json!({ "schemas": [urn::USER] }), ScimType::InvalidValue, "'userName' is required"),
         (json!({ "userName": "  " }), ScimType::InvalidValue, "'userName' is required"),
         (json!({ "userName": null }), ScimType::InvalidValue, "'userName' is required"),
-        (json!({ "schemas": [urn::USER, "urn:example:custom"], "userName": "x" }), ScimType::InvalidValue, "unknown schema 'urn:example:custom'"),
+        (
+            json!({ "schemas": [urn::USER, "urn:example:custom"], "userName": "x" }),
+            ScimType::InvalidValue,
+            "unknown schema 'urn:example:custom'",
+        ),
         (json!({ "schemas": [urn::ENTERPRISE_USER], "userName": "x" }), ScimType::InvalidValue, "must include"),
         (json!({ "schemas": urn::USER, "userName": "x" }), ScimType::InvalidSyntax, "'schemas' must be an array"),
         (json!({ "schemas": [urn::GROUP], "userName": "x" }), ScimType::InvalidValue, "unknown schema"),
@@ -138,7 +142,11 @@ fn refusals_say_what_is_wrong() {
         (json!({ "userName": ["x"] }), ScimType::InvalidValue, "single-valued"),
         (json!({ "userName": {"a": 1} }), ScimType::InvalidValue, "'userName' must be a string"),
         (json!({ "userName": "x", "name": "Barbara" }), ScimType::InvalidValue, "'name' must be a JSON object"),
-        (json!({ "userName": "x", "name": { "givenName": 5.5, "familyName": [] } }), ScimType::InvalidValue, "single-valued"),
+        (
+            json!({ "userName": "x", "name": { "givenName": 5.5, "familyName": [] } }),
+            ScimType::InvalidValue,
+            "single-valued",
+        ),
         (
             json!({ "userName": "x", "emails": [{ "value": "a", "primary": true }, { "value": "b", "primary": "True" }] }),
             ScimType::InvalidValue,
@@ -175,7 +183,10 @@ fn group_members_keep_value_and_type_only() {
             ]
         }),
     );
-    assert_eq!(g["members"], json!([{ "value": "2819c223", "$ref": "https://example.com/v2/Users/2819c223", "type": "User" }]));
+    assert_eq!(
+        g["members"],
+        json!([{ "value": "2819c223", "$ref": "https://example.com/v2/Users/2819c223", "type": "User" }])
+    );
 }
 
 fn stored_user() -> Object {
@@ -205,9 +216,29 @@ fn default_output_order_and_returned_rules() {
     assert_eq!(
         keys(&out),
         [
-            "schemas", "id", "externalId", "userName", "name", "displayName", "nickName", "profileUrl", "title",
-            "userType", "preferredLanguage", "locale", "timezone", "active", "emails", "phoneNumbers", "ims",
-            "photos", "addresses", "groups", "x509Certificates", urn::ENTERPRISE_USER, "meta"
+            "schemas",
+            "id",
+            "externalId",
+            "userName",
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "groups",
+            "x509Certificates",
+            urn::ENTERPRISE_USER,
+            "meta"
         ]
     );
     assert_eq!(out["schemas"], json!([urn::USER, urn::ENTERPRISE_USER]));
@@ -237,12 +268,19 @@ fn attributes_parameter_narrows_output() {
 #[test]
 fn excluded_attributes_parameter_removes_output() {
     let u = stored_user();
-    let out = render(user(), &u, &projection(None, Some("emails,meta,id,groups,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")));
+    let out = render(
+        user(),
+        &u,
+        &projection(None, Some("emails,meta,id,groups,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")),
+    );
     assert!(out.get("emails").is_none() && out.get("meta").is_none() && out.get("groups").is_none());
     assert_eq!(out["id"], json!("2819c223"), "id is returned always");
     assert_eq!(out["schemas"], json!([urn::USER]));
     let out = render(user(), &u, &projection(None, Some("name.givenName")));
-    assert_eq!(out["name"], json!({ "formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "middleName": "Jane", "honorificPrefix": "Ms.", "honorificSuffix": "III" }));
+    assert_eq!(
+        out["name"],
+        json!({ "formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "middleName": "Jane", "honorificPrefix": "Ms.", "honorificSuffix": "III" })
+    );
     // attributes wins when both are given.
     let out = render(user(), &u, &projection(Some("userName"), Some("userName")));
     assert_eq!(keys(&out), ["schemas", "id", "userName"]);

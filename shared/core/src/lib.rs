@@ -1,0 +1,26 @@
+//! The provisioning domain over one storage port.
+//!
+//! - [`store`]: the port, shaped like a single DynamoDB table;
+//! - [`model`]: the single-table key layout;
+//! - [`directory`]: users, groups, memberships, uniqueness, paging;
+//! - [`tenant`]: tenants and their policy;
+//! - [`cursor`]: signed RFC 9865 cursors;
+//! - [`counting`]: a call-counting wrapper for cost tests;
+//! - [`error`]: the layer's error and its one mapping to SCIM errors.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod clock;
+pub mod counting;
+pub mod cursor;
+pub mod directory;
+pub mod error;
+pub mod model;
+pub mod store;
+pub mod tenant;
+
+pub use directory::{Directory, Limits, SearchPage, Stored};
+pub use error::{Error, Result};
+pub use model::Kind;
+pub use store::Table;
+pub use tenant::{Tenant, TenantId, TenantSettings};

@@ -1,0 +1,179 @@
+//! The single-table layout: every key the service writes, in one place.
+//! See docs/DATA_MODEL.md for the access patterns and their costs.
+//!
+//! Every partition key starts with `T#<tenant>#`, so no query can reach
+//! across tenants. Within a tenant:
+//!
+//! | item | pk | sk |
+//! | --- | --- | --- |
+//! | tenant settings | `T#t#TENANT` | `SETTINGS` |
+//! | user | `T#t#USERS` | `<id>` |
+//! | group | `T#t#GROUPS` | `<id>` |
+//! | member of a group | `T#t#MEMBERS#<group id>` | `<member id>` |
+//! | group of a member (reverse) | `T#t#MEMBEROF#<member id>` | `<group id>` |
+//! | index entry | `T#t#IX#<attr>#<value>` | `#` when unique, else `<id>` |
+//! | counter shard | `T#t#COUNT` | `<kind>#<shard>` |
+//! | paging bookmark | `T#t#BOOKMARK` | `<kind>#<hash>` |
+//!
+//! GSI1 (sparse) holds one entry per tenant (`TENANTS` / `<tenant>`), so
+//! the scheduled job can list tenants without a scan.
+
+use crate::store::Key;
+
+/// Counter shards per resource kind: spreads concurrent creates over
+/// several items so transactions rarely conflict on the counter.
+pub const COUNTER_SHARDS: u32 = 8;
+
+/// The kinds of resource the table stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "USERS",
+            Kind::Group => "GROUPS",
+        }
+    }
+
+    pub fn resource_type(self) -> &'static scim_protocol::ResourceType {
+        match self {
+            Kind::User => scim_protocol::schema::user(),
+            Kind::Group => scim_protocol::schema::group(),
+        }
+    }
+}
+
+/// Indexed attributes, with how their values are normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexAttr {
+    /// userName, case-insensitive (RFC 7643 §4.1.1: caseExact false).
+    UserName,
+    UserExternalId,
+    GroupExternalId,
+    /// group displayName, case-insensitive.
+    GroupName,
+}
+
+impl IndexAttr {
+    fn tag(self) -> &'static str {
+        match self {
+            IndexAttr::UserName => "UN",
+            IndexAttr::UserExternalId => "UX",
+            IndexAttr::GroupExternalId => "GX",
+            IndexAttr::GroupName => "GN",
+        }
+    }
+
+    /// The value as stored in the key.
+    pub fn normalise(self, value: &str) -> String {
+        match self {
+            IndexAttr::UserName | IndexAttr::GroupName => value.to_lowercase(),
+            IndexAttr::UserExternalId | IndexAttr::GroupExternalId => value.to_string(),
+        }
+    }
+}
+
+fn tenant(t: &str) -> String {
+    format!("T#{t}")
+}
+
+pub fn tenant_settings(t: &str) -> Key {
+    Key::new(format!("{}#TENANT", tenant(t)), "SETTINGS")
+}
+
+/// GSI1 key of the tenant settings item: lists all tenants.
+pub fn tenant_listing(t: &str) -> Key {
+    Key::new(TENANTS_GSI_PK, t)
+}
+
+pub const TENANTS_GSI_PK: &str = "TENANTS";
+
+/// The partition holding every resource of a kind.
+pub fn resources_pk(t: &str, kind: Kind) -> String {
+    format!("{}#{}", tenant(t), kind.as_str())
+}
+
+pub fn resource(t: &str, kind: Kind, id: &str) -> Key {
+    Key::new(resources_pk(t, kind), id)
+}
+
+pub fn members_pk(t: &str, group: &str) -> String {
+    format!("{}#MEMBERS#{group}", tenant(t))
+}
+
+pub fn member(t: &str, group: &str, member: &str) -> Key {
+    Key::new(members_pk(t, group), member)
+}
+
+pub fn member_of_pk(t: &str, member: &str) -> String {
+    format!("{}#MEMBEROF#{member}", tenant(t))
+}
+
+pub fn member_of(t: &str, member: &str, group: &str) -> Key {
+    Key::new(member_of_pk(t, member), group)
+}
+
+pub fn index_pk(t: &str, attr: IndexAttr, value: &str) -> String {
+    format!("{}#IX#{}#{}", tenant(t), attr.tag(), attr.normalise(value))
+}
+
+/// The sort key of an index entry: a unique entry is the only item of its
+/// partition, so a conditional put of it claims the value.
+pub const UNIQUE_SK: &str = "#";
+
+pub fn index_entry(t: &str, attr: IndexAttr, value: &str, unique: bool, id: &str) -> Key {
+    Key::new(index_pk(t, attr, value), if unique { UNIQUE_SK } else { id })
+}
+
+pub fn counter(t: &str, kind: Kind, shard: u32) -> Key {
+    Key::new(format!("{}#COUNT", tenant(t)), format!("{}#{shard}", kind.as_str()))
+}
+
+/// The counter shard an id's create and delete update.
+pub fn shard_of(id: &str) -> u32 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % u64::from(COUNTER_SHARDS)) as u32
+}
+
+pub fn bookmark(t: &str, kind: Kind, digest: &str) -> Key {
+    Key::new(format!("{}#BOOKMARK", tenant(t)), format!("{}#{digest}", kind.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_scoped_by_tenant() {
+        let keys = [
+            tenant_settings("acme"),
+            resource("acme", Kind::User, "u1"),
+            member("acme", "g1", "u1"),
+            member_of("acme", "u1", "g1"),
+            index_entry("acme", IndexAttr::UserName, "A@B.C", true, "u1"),
+            counter("acme", Kind::Group, 3),
+            bookmark("acme", Kind::User, "x"),
+        ];
+        for k in keys {
+            assert!(k.pk.starts_with("T#acme#"), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn user_names_index_case_insensitively_external_ids_exactly() {
+        assert_eq!(index_pk("t", IndexAttr::UserName, "Bjensen@Example.COM"), "T#t#IX#UN#bjensen@example.com");
+        assert_eq!(index_pk("t", IndexAttr::UserExternalId, "AbC"), "T#t#IX#UX#AbC");
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(shard_of("2819c223-7f76-453a-919d-413861904646"), shard_of("2819c223-7f76-453a-919d-413861904646"));
+        let used: std::collections::BTreeSet<u32> = (0..200).map(|i| shard_of(&format!("id-{i}"))).collect();
+        assert_eq!(used.len(), COUNTER_SHARDS as usize);
+    }
+}

@@ -1,0 +1,122 @@
+//! Tenants and their policy: the product rules that differ between
+//! customers are settings with defaults, not forks of the code.
+
+use serde::{Deserialize, Serialize};
+
+use scim_protocol::ScimError;
+
+/// A tenant id: lowercase letters, digits and `-`, 1 to 63 characters, so
+/// it is safe in URLs and in keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn parse(text: &str) -> Result<Self, ScimError> {
+        let ok = !text.is_empty()
+            && text.len() <= 63
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !text.starts_with('-');
+        if ok { Ok(Self(text.to_string())) } else { Err(ScimError::not_found(format!("no tenant '{text}'"))) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).map_err(|e| e.detail)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(t: TenantId) -> String {
+        t.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `active: false` does to a user (DESIGN 3.4; seed 001: deactivation
+/// removes the user from all groups, reactivation does not restore them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deactivation {
+    /// Only mark the user inactive.
+    #[default]
+    Disable,
+    /// Mark inactive and remove from every group.
+    RemoveFromGroups,
+}
+
+/// Per-tenant policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// userName must be an email address (seed 001).
+    pub user_name_must_be_email: bool,
+    /// userName may change after creation (seed 001 forbids it).
+    pub user_name_mutable: bool,
+    pub deactivation: Deactivation,
+    /// Days soft-deleted users are kept before the scheduler purges them.
+    pub retention_days: u32,
+    /// Keep a group, unlinked, when the directory deletes it (seed 001).
+    pub keep_groups_deleted_by_directory: bool,
+    /// Group displayNames must be unique within the tenant.
+    pub unique_group_names: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            user_name_must_be_email: false,
+            user_name_mutable: true,
+            deactivation: Deactivation::Disable,
+            retention_days: 90,
+            keep_groups_deleted_by_directory: false,
+            unique_group_names: false,
+        }
+    }
+}
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created: String,
+    #[serde(default)]
+    pub settings: TenantSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_url_and_key_safe() {
+        for ok in ["acme", "acme-prod", "t1", "a"] {
+            assert!(TenantId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Acme", "a#b", "a/b", "-a", "a b", &"x".repeat(64)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_default_and_refuse_unknown_fields() {
+        let s: TenantSettings = serde_json::from_str("{}").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(s, TenantSettings::default());
+        assert!(serde_json::from_str::<TenantSettings>(r#"{"nope":1}"#).is_err());
+        let s: TenantSettings =
+            serde_json::from_str(r#"{"deactivation":"remove_from_groups"}"#).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(s.deactivation, Deactivation::RemoveFromGroups);
+    }
+}

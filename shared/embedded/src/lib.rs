@@ -1,0 +1,376 @@
+//! The embedded adapter: the storage port on one local redb file. redb is
+//! ACID with copy-on-write pages, so a crash leaves the last committed
+//! transaction intact; every write here commits with immediate durability.
+//!
+//! The layout mirrors DynamoDB: a table keyed by `(pk, sk)` and a GSI1
+//! table keyed by `(gsi1pk, gsi1sk, pk, sk)`, maintained in the same redb
+//! transaction as the item. Conditions, transaction limits and paging
+//! behave as DynamoDB's do, which the shared conformance suite checks.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lockstep_core::store::{
+    Cond, Index, Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, MAX_TRANSACTION_WRITES, Page, PageKey, Query, SortKey,
+    StoreError, Table, Write,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
+
+/// What is stored for an item besides its key.
+#[derive(Serialize, Deserialize, Default)]
+struct Body {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1: Option<(String, String)>,
+    #[serde(default)]
+    ver: u64,
+    #[serde(default)]
+    n: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
+    #[serde(default)]
+    data: String,
+}
+
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    let body = Body {
+        gsi1: item.gsi1.as_ref().map(|k| (k.pk.clone(), k.sk.clone())),
+        ver: item.version,
+        n: item.count,
+        m: item.modified.clone(),
+        ttl: item.expires_at,
+        data: item.data.clone(),
+    };
+    serde_json::to_vec(&body).map_err(|e| StoreError::Unavailable(format!("encoding item: {e}")))
+}
+
+fn decode(pk: &str, sk: &str, bytes: &[u8]) -> Result<Item, StoreError> {
+    let b: Body =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Unavailable(format!("corrupt item {pk}/{sk}: {e}")))?;
+    Ok(Item {
+        pk: pk.to_string(),
+        sk: sk.to_string(),
+        gsi1: b.gsi1.map(|(p, s)| Key::new(p, s)),
+        version: b.ver,
+        count: b.n,
+        modified: b.m,
+        expires_at: b.ttl,
+        data: b.data,
+    })
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// The embedded table.
+#[derive(Clone)]
+pub struct EmbeddedTable {
+    db: Arc<Database>,
+}
+
+impl EmbeddedTable {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        txn.open_table(ITEMS).map_err(unavailable)?;
+        txn.open_table(GSI1).map_err(unavailable)?;
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+type ItemsTable<'t> = redb::Table<'t, (&'static str, &'static str), &'static [u8]>;
+type GsiTable<'t> = redb::Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>;
+
+fn read_item(items: &ItemsTable<'_>, key: &Key) -> Result<Option<Item>, StoreError> {
+    match items.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)? {
+        Some(v) => decode(&key.pk, &key.sk, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn holds(cond: Cond, current: Option<&Item>) -> bool {
+    match cond {
+        Cond::Always => true,
+        Cond::NotExists => current.is_none(),
+        Cond::Exists => current.is_some(),
+        Cond::VersionIs(v) => current.is_some_and(|i| i.version == v),
+    }
+}
+
+fn store(
+    items: &mut ItemsTable<'_>,
+    gsi: &mut GsiTable<'_>,
+    old: Option<&Item>,
+    item: &Item,
+) -> Result<(), StoreError> {
+    if let Some(g) = old.and_then(|o| o.gsi1.as_ref()) {
+        gsi.remove((g.pk.as_str(), g.sk.as_str(), item.pk.as_str(), item.sk.as_str())).map_err(unavailable)?;
+    }
+    if let Some(g) = &item.gsi1 {
+        gsi.insert((g.pk.as_str(), g.sk.as_str(), item.pk.as_str(), item.sk.as_str()), ()).map_err(unavailable)?;
+    }
+    let bytes = encode(item)?;
+    // DynamoDB's item limit, so that what works here works there.
+    if bytes.len() + item.pk.len() + item.sk.len() > 400 * 1024 {
+        return Err(StoreError::Limit("item larger than 400 KB".into()));
+    }
+    items.insert((item.pk.as_str(), item.sk.as_str()), bytes.as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn remove(items: &mut ItemsTable<'_>, gsi: &mut GsiTable<'_>, old: &Item) -> Result<(), StoreError> {
+    if let Some(g) = &old.gsi1 {
+        gsi.remove((g.pk.as_str(), g.sk.as_str(), old.pk.as_str(), old.sk.as_str())).map_err(unavailable)?;
+    }
+    items.remove((old.pk.as_str(), old.sk.as_str())).map_err(unavailable)?;
+    Ok(())
+}
+
+/// Apply one write inside an open transaction. `Err(None)` is a failed
+/// condition.
+fn apply(items: &mut ItemsTable<'_>, gsi: &mut GsiTable<'_>, write: &Write) -> Result<bool, StoreError> {
+    let key = write.key();
+    let current = read_item(items, &key)?;
+    match write {
+        Write::Put { item, cond } => {
+            if !holds(*cond, current.as_ref()) {
+                return Ok(false);
+            }
+            store(items, gsi, current.as_ref(), item)?;
+        }
+        Write::Delete { cond, .. } => {
+            if !holds(*cond, current.as_ref()) {
+                return Ok(false);
+            }
+            if let Some(old) = &current {
+                remove(items, gsi, old)?;
+            }
+        }
+        Write::Check { cond, .. } => return Ok(holds(*cond, current.as_ref())),
+        Write::Add { key, delta } => {
+            let mut next =
+                current.clone().unwrap_or_else(|| Item { pk: key.pk.clone(), sk: key.sk.clone(), ..Item::default() });
+            next.count += delta;
+            store(items, gsi, current.as_ref(), &next)?;
+        }
+        Write::Touch { modified, .. } => {
+            let Some(mut next) = current.clone() else { return Ok(false) };
+            next.version += 1;
+            next.modified = Some(modified.clone());
+            store(items, gsi, current.as_ref(), &next)?;
+        }
+    }
+    Ok(true)
+}
+
+fn in_range(sk: &str, cond: &SortKey) -> bool {
+    match cond {
+        SortKey::All => true,
+        SortKey::BeginsWith(p) => sk.starts_with(p.as_str()),
+        SortKey::Between(a, b) => sk >= a.as_str() && sk <= b.as_str(),
+    }
+}
+
+fn lower_bound(cond: &SortKey) -> &str {
+    match cond {
+        SortKey::All => "",
+        SortKey::BeginsWith(p) => p,
+        SortKey::Between(a, _) => a,
+    }
+}
+
+/// Whether iteration can stop: sort keys only grow past this point.
+fn past_range(sk: &str, cond: &SortKey) -> bool {
+    match cond {
+        SortKey::All => false,
+        SortKey::BeginsWith(p) => !sk.starts_with(p.as_str()) && sk > p.as_str(),
+        SortKey::Between(_, b) => sk > b.as_str(),
+    }
+}
+
+#[async_trait]
+impl Table for EmbeddedTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let items = txn.open_table(ITEMS).map_err(unavailable)?;
+            match items.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)? {
+                Some(v) => decode(&key.pk, &key.sk, v.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        if keys.len() > MAX_BATCH_GETS {
+            return Err(StoreError::Limit(format!("{} keys in one batch get; at most {MAX_BATCH_GETS}", keys.len())));
+        }
+        let keys = keys.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let items = txn.open_table(ITEMS).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(keys.len());
+            let mut seen = HashSet::new();
+            for key in keys.iter().filter(|k| seen.insert((*k).clone())) {
+                if let Some(v) = items.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)? {
+                    out.push(decode(&key.pk, &key.sk, v.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        if matches!(write, Write::Check { .. }) {
+            return Err(StoreError::Limit("a condition check is only valid in a transaction".into()));
+        }
+        self.transact(vec![write]).await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+            return Err(StoreError::Limit(format!(
+                "{} writes in one transaction; 1 to {MAX_TRANSACTION_WRITES} are allowed",
+                writes.len()
+            )));
+        }
+        let mut keys = HashSet::new();
+        if !writes.iter().all(|w| keys.insert(w.key())) {
+            return Err(StoreError::Limit("a transaction cannot write one item twice".into()));
+        }
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut items = txn.open_table(ITEMS).map_err(unavailable)?;
+                let mut gsi = txn.open_table(GSI1).map_err(unavailable)?;
+                for (i, w) in writes.iter().enumerate() {
+                    if !apply(&mut items, &mut gsi, w)? {
+                        // Dropping the transaction uncommitted rolls it back.
+                        return Err(StoreError::ConditionFailed { index: Some(i) });
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn batch_write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.len() > MAX_BATCH_WRITES {
+            return Err(StoreError::Limit(format!("{} writes in one batch; at most {MAX_BATCH_WRITES}", writes.len())));
+        }
+        let unconditional = writes
+            .iter()
+            .all(|w| matches!(w, Write::Put { cond: Cond::Always, .. } | Write::Delete { cond: Cond::Always, .. }));
+        if !unconditional {
+            return Err(StoreError::Limit("a batch holds only unconditional puts and deletes".into()));
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut keys = HashSet::new();
+        if !writes.iter().all(|w| keys.insert(w.key())) {
+            return Err(StoreError::Limit("a batch cannot write one item twice".into()));
+        }
+        self.transact(writes).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        let query = query.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            match query.index {
+                Index::Table => {
+                    let items = txn.open_table(ITEMS).map_err(unavailable)?;
+                    let pk = query.pk.as_str();
+                    let start = match &query.start_after {
+                        Some(after) => Bound::Excluded((pk, after.key.sk.as_str())),
+                        None => Bound::Included((pk, lower_bound(&query.sk))),
+                    };
+                    let mut out = Vec::new();
+                    let mut more = false;
+                    for entry in items.range::<(&str, &str)>((start, Bound::Unbounded)).map_err(unavailable)? {
+                        let (k, v) = entry.map_err(unavailable)?;
+                        let (p, s) = k.value();
+                        if p != pk || past_range(s, &query.sk) {
+                            break;
+                        }
+                        if !in_range(s, &query.sk) {
+                            continue;
+                        }
+                        if out.len() == query.limit {
+                            more = true;
+                            break;
+                        }
+                        out.push(decode(p, s, v.value())?);
+                    }
+                    let next = more.then(|| out.last().map(|i| PageKey { key: i.key(), gsi1: None })).flatten();
+                    Ok(Page { items: out, next })
+                }
+                Index::Gsi1 => {
+                    let gsi = txn.open_table(GSI1).map_err(unavailable)?;
+                    let items = txn.open_table(ITEMS).map_err(unavailable)?;
+                    let gpk = query.pk.as_str();
+                    let start = match &query.start_after {
+                        Some(PageKey { key, gsi1: Some(g) }) => {
+                            Bound::Excluded((gpk, g.sk.as_str(), key.pk.as_str(), key.sk.as_str()))
+                        }
+                        _ => Bound::Included((gpk, lower_bound(&query.sk), "", "")),
+                    };
+                    let mut out = Vec::new();
+                    let mut more = false;
+                    for entry in
+                        gsi.range::<(&str, &str, &str, &str)>((start, Bound::Unbounded)).map_err(unavailable)?
+                    {
+                        let (k, _) = entry.map_err(unavailable)?;
+                        let (gp, gs, p, s) = k.value();
+                        if gp != gpk || past_range(gs, &query.sk) {
+                            break;
+                        }
+                        if !in_range(gs, &query.sk) {
+                            continue;
+                        }
+                        if out.len() == query.limit {
+                            more = true;
+                            break;
+                        }
+                        if let Some(v) = items.get((p, s)).map_err(unavailable)? {
+                            out.push(decode(p, s, v.value())?);
+                        }
+                    }
+                    let next =
+                        more.then(|| out.last().map(|i| PageKey { key: i.key(), gsi1: i.gsi1.clone() })).flatten();
+                    Ok(Page { items: out, next })
+                }
+            }
+        })
+        .await
+    }
+}
