@@ -484,6 +484,21 @@ impl Directory {
         .await
     }
 
+    /// Read the item a write will be conditioned on, checking `If-Match`.
+    async fn read_for_write(&self, key: &Key, kind: Kind, id: &str, if_match: Option<&str>) -> Result<Item> {
+        let item = self.table.get(key).await?.ok_or_else(|| not_found(kind, id))?;
+        if let Some(expected) = if_match {
+            if !etag::header_matches(expected, item.version) {
+                return Err(ScimError::precondition_failed(format!(
+                    "If-Match {expected} does not match the current version {}",
+                    etag::etag(item.version)
+                ))
+                .into());
+            }
+        }
+        Ok(item)
+    }
+
     /// The read-modify-write shared by PUT and PATCH: conditioned on the
     /// version read, retried when another writer won, unless the client
     /// asked for a specific version with `If-Match`.
@@ -498,16 +513,7 @@ impl Directory {
         let t = &tenant.id;
         let key = model::resource(t.as_str(), kind, id);
         for _ in 0..UPDATE_ATTEMPTS {
-            let item = self.table.get(&key).await?.ok_or_else(|| not_found(kind, id))?;
-            if let Some(expected) = if_match {
-                if !etag::header_matches(expected, item.version) {
-                    return Err(ScimError::precondition_failed(format!(
-                        "If-Match {expected} does not match the current version {}",
-                        etag::etag(item.version)
-                    ))
-                    .into());
-                }
-            }
+            let item = self.read_for_write(&key, kind, id, if_match).await?;
             let current = self.stored(kind, id, &item)?;
             let mut before = current.resource.clone();
             let created = before.remove("meta").and_then(|m| m.get("created").cloned());
@@ -561,16 +567,7 @@ impl Directory {
         let t = &tenant.id;
         let key = model::resource(t.as_str(), kind, id);
         for _ in 0..UPDATE_ATTEMPTS {
-            let item = self.table.get(&key).await?.ok_or_else(|| not_found(kind, id))?;
-            if let Some(expected) = if_match {
-                if !etag::header_matches(expected, item.version) {
-                    return Err(ScimError::precondition_failed(format!(
-                        "If-Match {expected} does not match the current version {}",
-                        etag::etag(item.version)
-                    ))
-                    .into());
-                }
-            }
+            let item = self.read_for_write(&key, kind, id, if_match).await?;
             let current = self.stored(kind, id, &item)?;
             let mut writes = vec![Write::Delete { key: key.clone(), cond: Cond::VersionIs(item.version) }];
             for c in claims(kind, &current.resource, &tenant.settings) {
@@ -1010,7 +1007,10 @@ impl Directory {
         let mut read = 0usize;
         let mut after = None;
         loop {
-            let page = self.table.query(&self.partition_query(t, kind, 1000, after)).await?;
+            // One item past the budget tells "more than the budget" apart
+            // from "exactly the budget".
+            let limit = (self.limits.scan_budget + 1 - read).min(1000);
+            let page = self.table.query(&self.partition_query(t, kind, limit, after)).await?;
             read += page.items.len();
             for item in &page.items {
                 let s = self.stored(kind, &item.sk, item)?;
@@ -1019,7 +1019,7 @@ impl Directory {
                 }
             }
             match page.next {
-                Some(_) if read >= self.limits.scan_budget => {
+                _ if read > self.limits.scan_budget => {
                     return Err(ScimError::too_many(format!(
                         "this filter is evaluated by reading every {}, and there are more than {}; \
                          filter on an indexed attribute (id, externalId, userName, displayName) or use cursor paging",

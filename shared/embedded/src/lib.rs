@@ -13,13 +13,14 @@ use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use lockstep_core::store::{
     Cond, Index, Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, MAX_TRANSACTION_WRITES, Page, PageKey, Query, SortKey,
     StoreError, Table, Write,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -77,6 +78,8 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 pub struct EmbeddedTable {
     db: Arc<Database>,
+    /// False only during a bulk load (see [`EmbeddedTable::bulk_load`]).
+    durable: Arc<AtomicBool>,
 }
 
 impl EmbeddedTable {
@@ -90,7 +93,20 @@ impl EmbeddedTable {
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.open_table(GSI1).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), durable: Arc::new(AtomicBool::new(true)) })
+    }
+
+    /// Start a bulk load: commits stop waiting for the disk until
+    /// [`EmbeddedTable::finish_bulk_load`], which makes them all durable at
+    /// once. A crash in between loses the load, never earlier data.
+    pub fn bulk_load(&self) {
+        self.durable.store(false, Ordering::SeqCst);
+    }
+
+    /// End a bulk load with one durable commit.
+    pub async fn finish_bulk_load(&self) -> Result<(), StoreError> {
+        self.durable.store(true, Ordering::SeqCst);
+        self.blocking(|db| db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)).await
     }
 
     async fn blocking<T: Send + 'static>(
@@ -265,8 +281,10 @@ impl Table for EmbeddedTable {
         if !writes.iter().all(|w| keys.insert(w.key())) {
             return Err(StoreError::Limit("a transaction cannot write one item twice".into()));
         }
+        let durability = if self.durable.load(Ordering::SeqCst) { Durability::Immediate } else { Durability::None };
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            txn.set_durability(durability).map_err(unavailable)?;
             {
                 let mut items = txn.open_table(ITEMS).map_err(unavailable)?;
                 let mut gsi = txn.open_table(GSI1).map_err(unavailable)?;

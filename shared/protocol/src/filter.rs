@@ -659,12 +659,27 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn or_expr(&mut self, in_value_path: bool) -> Result<Filter> {
-        let mut left = self.and_expr(in_value_path)?;
+        self.chain(in_value_path, "or", Self::and_expr, Filter::Or)
+    }
+
+    fn and_expr(&mut self, in_value_path: bool) -> Result<Filter> {
+        self.chain(in_value_path, "and", Self::unary, Filter::And)
+    }
+
+    /// `operand *(SP keyword SP operand)`, associating to the left.
+    fn chain(
+        &mut self,
+        in_value_path: bool,
+        keyword: &str,
+        operand: fn(&mut Self, bool) -> Result<Filter>,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    ) -> Result<Filter> {
+        let mut left = operand(self, in_value_path)?;
         loop {
             let save = self.pos;
-            if self.skip_ws() && self.keyword("or") {
-                let right = self.and_expr(in_value_path)?;
-                left = Filter::Or(Box::new(left), Box::new(right));
+            if self.skip_ws() && self.keyword(keyword) {
+                let right = operand(self, in_value_path)?;
+                left = join(Box::new(left), Box::new(right));
             } else {
                 self.pos = save;
                 return Ok(left);
@@ -672,40 +687,26 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn and_expr(&mut self, in_value_path: bool) -> Result<Filter> {
-        let mut left = self.unary(in_value_path)?;
-        loop {
-            let save = self.pos;
-            if self.skip_ws() && self.keyword("and") {
-                let right = self.unary(in_value_path)?;
-                left = Filter::And(Box::new(left), Box::new(right));
-            } else {
-                self.pos = save;
-                return Ok(left);
-            }
-        }
+    /// The rest of `"(" FILTER ")"` after its opening parenthesis.
+    fn group(&mut self, in_value_path: bool) -> Result<Filter> {
+        self.enter()?;
+        let inner = self.or_expr(in_value_path)?;
+        self.skip_ws();
+        self.expect(')')?;
+        self.depth -= 1;
+        Ok(inner)
     }
 
     fn unary(&mut self, in_value_path: bool) -> Result<Filter> {
         self.skip_ws();
         if self.eat('(') {
-            self.enter()?;
-            let inner = self.or_expr(in_value_path)?;
-            self.skip_ws();
-            self.expect(')')?;
-            self.depth -= 1;
-            return Ok(inner);
+            return self.group(in_value_path);
         }
         let save = self.pos;
         if self.keyword("not") {
             self.skip_ws();
             if self.eat('(') {
-                self.enter()?;
-                let inner = self.or_expr(in_value_path)?;
-                self.skip_ws();
-                self.expect(')')?;
-                self.depth -= 1;
-                return Ok(Filter::Not(Box::new(inner)));
+                return Ok(Filter::Not(Box::new(self.group(in_value_path)?)));
             }
             self.pos = save;
         }
