@@ -1,8 +1,12 @@
-//! AWS adapters: the storage port on DynamoDB and (with the HTTP layer)
-//! tenant tokens in Secrets Manager.
+//! AWS adapters: the storage port on DynamoDB, tenant tokens in Secrets
+//! Manager.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod deployment;
 pub mod dynamo;
+pub mod secrets;
 
+pub use deployment::{Connected, Deployment};
 pub use dynamo::DynamoTable;
+pub use secrets::SecretsManagerTokens;

@@ -5,6 +5,7 @@
 //! - [`directory`]: users, groups, memberships, uniqueness, paging;
 //! - [`tenant`]: tenants and their policy;
 //! - [`cursor`]: signed RFC 9865 cursors;
+//! - [`tokens`]: tenant bearer tokens (hashed), and where they are stored;
 //! - [`counting`]: a call-counting wrapper for cost tests;
 //! - [`error`]: the layer's error and its one mapping to SCIM errors.
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod model;
 pub mod store;
 pub mod tenant;
+pub mod tokens;
 
 pub use directory::{Directory, Limits, SearchPage, Stored};
 pub use error::{Error, Result};

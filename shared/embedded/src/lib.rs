@@ -9,6 +9,10 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod tokens;
+
+pub use tokens::FileTokens;
+
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;

@@ -1,0 +1,6 @@
+//! The users function: serves the users routes of the SCIM API.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lockstep_functions::serve(lockstep_http::Routes::Users).await
+}

@@ -1,0 +1,22 @@
+//! What every function's `main` does: JSON logs, configuration from the
+//! environment (failing fast), SDK clients built once and warmed, then the
+//! shared router for the function's routes under the Lambda runtime.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::sync::Arc;
+
+use lockstep_aws::Deployment;
+use lockstep_core::clock::SystemClock;
+use lockstep_core::{Directory, Limits};
+use lockstep_http::{App, Routes, logging, router};
+
+pub async fn serve(routes: Routes) -> Result<(), lambda_http::Error> {
+    logging::init();
+    let deployment = Deployment::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
+    let aws = deployment.connect().await.inspect_err(|e| tracing::error!(error = %e, "start-up"))?;
+    let clock = Arc::new(SystemClock);
+    let directory = Directory::new(aws.table, clock.clone(), aws.cursor_key, Limits::default());
+    let app = App::new(directory, aws.tokens, clock, deployment.public_url);
+    lambda_http::run(router(Arc::new(app), routes)).await
+}

@@ -1,0 +1,107 @@
+//! Tenant authentication: the tenant comes from the URL, the bearer token
+//! must be one of that tenant's (a valid token of another tenant is 401),
+//! and a token with an allow-list works only from those addresses (403).
+//! Tenants and their token sets are cached for a bounded time, so a revoked
+//! token stops working within that time and most requests read nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{OriginalUri, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::header;
+use lockstep_core::tokens::{Refusal, TokenSet, TokenStore};
+use lockstep_core::{Tenant, TenantId};
+use scim_protocol::ScimError;
+use tokio::sync::Mutex;
+
+use crate::error::ApiError;
+use crate::extract::client_ip;
+use crate::{App, RequestCtx};
+
+/// A tenant and its tokens, as cached.
+struct Entry {
+    loaded: Instant,
+    tenant: Option<Tenant>,
+    tokens: TokenSet,
+}
+
+pub struct TenantCache {
+    store: Arc<dyn TokenStore>,
+    ttl: Duration,
+    entries: Mutex<HashMap<TenantId, Arc<Entry>>>,
+}
+
+impl TenantCache {
+    pub fn new(store: Arc<dyn TokenStore>, ttl: Duration) -> Self {
+        Self { store, ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    async fn get(&self, app: &App, id: &TenantId) -> Result<Arc<Entry>, ApiError> {
+        if let Some(e) = self.entries.lock().await.get(id).filter(|e| e.loaded.elapsed() < self.ttl) {
+            return Ok(Arc::clone(e));
+        }
+        let (tenant, tokens) = tokio::join!(app.directory.tenant(id), self.store.load(id));
+        let entry = Arc::new(Entry {
+            loaded: Instant::now(),
+            tenant: tenant?,
+            tokens: tokens.map_err(lockstep_core::Error::from)?,
+        });
+        let mut entries = self.entries.lock().await;
+        // Bounded: a flood of made-up tenant ids must not grow it forever.
+        if entries.len() >= 10_000 {
+            entries.retain(|_, e| e.loaded.elapsed() < self.ttl);
+        }
+        entries.insert(id.clone(), Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    /// Forget a tenant, so that token changes apply at once (local tools).
+    pub async fn invalidate(&self, id: &TenantId) {
+        self.entries.lock().await.remove(id);
+    }
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The tenant segment of `/{tenant}/scim/v2/...`.
+pub fn tenant_segment(path: &str) -> Option<&str> {
+    path.strip_prefix('/')?.split('/').next()
+}
+
+/// The middleware in front of every SCIM route.
+pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let unauthorized = |why: &str| ApiError(ScimError::unauthorized(why));
+    // Inside the nested router the path has lost its `/{tenant}/scim/v2`
+    // prefix; the original URI still has it.
+    let path = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().path(), |u| u.path()).to_string();
+    let segment = tenant_segment(&path).unwrap_or_default().to_string();
+    let id = TenantId::parse(&segment).map_err(|_| unauthorized("unknown tenant or invalid bearer token"))?;
+    let token = bearer(&req).ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?.to_string();
+    let entry = app.tenants.get(&app, &id).await?;
+    let Some(tenant) = entry.tenant.clone() else {
+        return Err(unauthorized("unknown tenant or invalid bearer token"));
+    };
+    let now = app.directory_clock_now();
+    match entry.tokens.verify(&token, client_ip(&req), now) {
+        Ok(record) => tracing::Span::current().record("token", record.id.as_str()),
+        Err(Refusal::Unauthorized(why)) => return Err(unauthorized(why)),
+        Err(Refusal::Forbidden) => {
+            return Err(ScimError::forbidden("this token is not allowed from this address").into());
+        }
+    };
+    tracing::Span::current().record("tenant", id.as_str());
+    let base_url = app.base_url(&req, &id);
+    req.extensions_mut().insert(RequestCtx { tenant, base_url });
+    Ok(next.run(req).await)
+}
