@@ -13,10 +13,10 @@ use lockstep_http::{App, Routes, logging, router};
 
 pub async fn serve(routes: Routes) -> Result<(), lambda_http::Error> {
     logging::init();
-    let deployment = Deployment::from_env().inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
+    let deployment = Deployment::for_function().inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
     let aws = deployment.connect().await.inspect_err(|e| tracing::error!(error = %e, "start-up"))?;
     let clock = Arc::new(SystemClock);
-    let directory = Directory::new(aws.table, clock.clone(), aws.cursor_key, Limits::default());
-    let app = App::new(directory, aws.tokens, clock, deployment.public_url);
+    let directory = Directory::new(aws.clients.table, clock.clone(), aws.cursor_key, Limits::default());
+    let app = App::new(directory, aws.clients.tokens, clock, deployment.public_url);
     lambda_http::run(router(Arc::new(app), routes)).await
 }

@@ -9,6 +9,8 @@
 //! a free loopback port. If it cannot be installed or started, the tests
 //! fail with the reason; they never skip.
 
+pub mod lambda;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -175,6 +177,33 @@ pub fn dynamodb_client() -> aws_sdk_dynamodb::Client {
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A Secrets Manager client for the emulator.
+pub fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(&emulator().endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "tests"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// The environment that points a child process's AWS SDK at the emulator,
+/// as an operator points it at any endpoint: `AWS_ENDPOINT_URL` and
+/// credentials, nothing product-specific.
+pub fn emulator_env() -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", emulator().endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// A fresh, empty table on the emulator.

@@ -17,65 +17,89 @@ pub struct Deployment {
     pub table_name: String,
     /// `TOKEN_SECRET_PREFIX`: tenant token secrets are `<prefix><tenant>`.
     pub token_secret_prefix: String,
-    /// `CURSOR_KEY_SECRET`: the secret holding the cursor signing key.
-    pub cursor_key_secret: String,
+    /// `CURSOR_KEY_SECRET`: the secret holding the cursor signing key
+    /// (needed by the functions that page, not by the operator CLI).
+    pub cursor_key_secret: Option<String>,
     /// `PUBLIC_URL`: the URL clients use, when a custom domain fronts the API.
     pub public_url: Option<String>,
 }
 
-/// The clients and keys of a running deployment.
-pub struct Connected {
+/// The AWS clients of a deployment, built once.
+pub struct Clients {
     pub table: Arc<DynamoTable>,
     pub tokens: Arc<SecretsManagerTokens>,
-    pub cursor_key: CursorKey,
     pub secrets: aws_sdk_secretsmanager::Client,
 }
 
-fn required(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| format!("the environment variable {name} must be set"))
+/// The clients and keys of a running function.
+pub struct Connected {
+    pub clients: Clients,
+    pub cursor_key: CursorKey,
+}
+
+fn setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn require(names: &[&str]) -> Result<(), String> {
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| setting(n).is_none())
+        .map(|n| format!("the environment variable {n} must be set"))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(missing.join("; ")) }
 }
 
 impl Deployment {
-    /// Read the configuration; every missing setting is reported at once.
-    pub fn from_env() -> Result<Self, String> {
-        let (table, prefix, cursor) =
-            (required("TABLE_NAME"), required("TOKEN_SECRET_PREFIX"), required("CURSOR_KEY_SECRET"));
-        let missing: Vec<String> =
-            [&table, &prefix, &cursor].iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-        if !missing.is_empty() {
-            return Err(missing.join("; "));
+    fn read() -> Self {
+        Self {
+            table_name: setting("TABLE_NAME").unwrap_or_default(),
+            token_secret_prefix: setting("TOKEN_SECRET_PREFIX").unwrap_or_default(),
+            cursor_key_secret: setting("CURSOR_KEY_SECRET"),
+            public_url: setting("PUBLIC_URL"),
         }
-        Ok(Self {
-            table_name: table.unwrap_or_default(),
-            token_secret_prefix: prefix.unwrap_or_default(),
-            cursor_key_secret: cursor.unwrap_or_default(),
-            public_url: std::env::var("PUBLIC_URL").ok().filter(|v| !v.trim().is_empty()),
-        })
     }
 
-    /// Build the SDK clients once, read the cursor key, and warm the
-    /// DynamoDB connection, so the first request pays for none of it.
-    pub async fn connect(&self) -> Result<Connected, String> {
+    /// A function's configuration; every missing setting is reported at once.
+    pub fn for_function() -> Result<Self, String> {
+        require(&["TABLE_NAME", "TOKEN_SECRET_PREFIX", "CURSOR_KEY_SECRET"])?;
+        Ok(Self::read())
+    }
+
+    /// The operator CLI's configuration: the table and the token secrets.
+    pub fn for_operator() -> Result<Self, String> {
+        require(&["TABLE_NAME", "TOKEN_SECRET_PREFIX"])?;
+        Ok(Self::read())
+    }
+
+    /// Build the SDK clients (no network call yet).
+    pub async fn clients(&self) -> Clients {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         let secrets = aws_sdk_secretsmanager::Client::new(&config);
-        let table = Arc::new(DynamoTable::new(dynamodb, &self.table_name));
+        Clients {
+            table: Arc::new(DynamoTable::new(dynamodb, &self.table_name)),
+            tokens: Arc::new(SecretsManagerTokens::new(secrets.clone(), &self.token_secret_prefix)),
+            secrets,
+        }
+    }
+
+    /// Build the clients, read the cursor key and warm the DynamoDB
+    /// connection (TLS, credentials), so the first request pays for none of it.
+    pub async fn connect(&self) -> Result<Connected, String> {
+        let clients = self.clients().await;
+        let secret =
+            self.cursor_key_secret.as_deref().ok_or("the environment variable CURSOR_KEY_SECRET must be set")?;
         let warm_table = {
-            let table = Arc::clone(&table);
+            let table = Arc::clone(&clients.table);
             async move { table.get(&Key::new("WARMUP", "WARMUP")).await }
         };
-        let (key, warmed) =
-            tokio::join!(SecretsManagerTokens::read_string(&secrets, &self.cursor_key_secret), warm_table);
+        let (key, warmed) = tokio::join!(SecretsManagerTokens::read_string(&clients.secrets, secret), warm_table);
         warmed.map_err(|e: StoreError| format!("table {}: {e}", self.table_name))?;
         let key = key
-            .map_err(|e| format!("secret {}: {e}", self.cursor_key_secret))?
-            .ok_or_else(|| format!("the secret {} does not exist", self.cursor_key_secret))?;
-        let cursor_key =
-            CursorKey::new(key.into_bytes()).map_err(|e| format!("secret {}: {e}", self.cursor_key_secret))?;
-        let tokens = Arc::new(SecretsManagerTokens::new(secrets.clone(), &self.token_secret_prefix));
-        Ok(Connected { table, tokens, cursor_key, secrets })
+            .map_err(|e| format!("secret {secret}: {e}"))?
+            .ok_or_else(|| format!("the secret {secret} does not exist"))?;
+        let cursor_key = CursorKey::new(key.into_bytes()).map_err(|e| format!("secret {secret}: {e}"))?;
+        Ok(Connected { clients, cursor_key })
     }
 }

@@ -7,6 +7,6 @@ pub mod deployment;
 pub mod dynamo;
 pub mod secrets;
 
-pub use deployment::{Connected, Deployment};
+pub use deployment::{Clients, Connected, Deployment};
 pub use dynamo::DynamoTable;
 pub use secrets::SecretsManagerTokens;

@@ -68,6 +68,14 @@ impl TenantCache {
     }
 }
 
+/// Who a response was served to, for the request log line.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub tenant: TenantId,
+    /// The token's public id (never the token).
+    pub token: String,
+}
+
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -93,15 +101,20 @@ pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: N
         return Err(unauthorized("unknown tenant or invalid bearer token"));
     };
     let now = app.directory_clock_now();
-    match entry.tokens.verify(&token, client_ip(&req), now) {
-        Ok(record) => tracing::Span::current().record("token", record.id.as_str()),
+    let token_id = match entry.tokens.verify(&token, client_ip(&req), now) {
+        Ok(record) => record.id.clone(),
         Err(Refusal::Unauthorized(why)) => return Err(unauthorized(why)),
         Err(Refusal::Forbidden) => {
             return Err(ScimError::forbidden("this token is not allowed from this address").into());
         }
     };
-    tracing::Span::current().record("tenant", id.as_str());
+    // Everything logged while serving the request names the tenant and token.
+    let span = tracing::Span::current();
+    span.record("tenant", id.as_str());
+    span.record("token", token_id.as_str());
     let base_url = app.base_url(&req, &id);
     req.extensions_mut().insert(RequestCtx { tenant, base_url });
-    Ok(next.run(req).await)
+    let mut response = next.run(req).await;
+    response.extensions_mut().insert(Authenticated { tenant: id, token: token_id });
+    Ok(response)
 }

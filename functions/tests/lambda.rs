@@ -1,0 +1,374 @@
+//! The functions as Lambda runs them.
+//!
+//! - API Gateway HTTP API events (payload 2.0, from a captured fixture)
+//!   through `lambda_http`'s request conversion into the shared router.
+//! - The real function binaries, started as Lambda starts them, polling a
+//!   Runtime API emulator, over DynamoDB and Secrets Manager on the local
+//!   emulator: configuration, client start-up, auth, SCIM, JSON logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use base64::Engine;
+use http_body_util::BodyExt;
+use lockstep_aws::{DynamoTable, SecretsManagerTokens};
+use lockstep_core::clock::SystemClock;
+use lockstep_core::cursor::CursorKey;
+use lockstep_core::tokens::{self, TokenSet, TokenStore};
+use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
+use lockstep_embedded::{EmbeddedTable, FileTokens};
+use lockstep_http::{App, Routes, router};
+use lockstep_tests::lambda::{Outcome, RuntimeApi, http_api_event};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::parse(id).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// Create a tenant and one token for it (optionally limited to `allow`).
+async fn tenant_with_token(directory: &Directory, store: &dyn TokenStore, id: &str, allow: &[&str]) -> String {
+    let t = tenant(id);
+    if directory.tenant(&t).await.unwrap_or_else(|e| panic!("{e}")).is_none() {
+        directory.create_tenant(&t, id, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let allow = allow.iter().map(|s| s.to_string()).collect();
+    let (text, record) = tokens::issue(Some("test".into()), None, allow, time::OffsetDateTime::now_utc())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut set: TokenSet = store.load(&t).await.unwrap_or_else(|e| panic!("{e}"));
+    set.tokens.push(record);
+    store.save(&t, &set).await.unwrap_or_else(|e| panic!("{e}"));
+    text
+}
+
+// -- API Gateway events through lambda_http into the router -----------------
+
+struct InProcess {
+    router: axum::Router,
+    token: String,
+    restricted_token: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn in_process(routes: Routes) -> InProcess {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let table = EmbeddedTable::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let store = FileTokens::new(dir.path().join("tokens"));
+    let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
+    let token = tenant_with_token(&directory, &store, "acme", &[]).await;
+    let restricted_token = tenant_with_token(&directory, &store, "acme", &["192.0.2.0/24"]).await;
+    let app = App::new(directory, Arc::new(store), Arc::new(SystemClock), None);
+    InProcess { router: router(Arc::new(app), routes), token, restricted_token, _dir: dir }
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+impl InProcess {
+    /// Deserialise the event exactly as the Lambda runtime does, then serve it.
+    async fn send(&self, event: &Value) -> Answer {
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("event: {e}"));
+        let response = self.router.clone().oneshot(request.map(Body::new)).await.unwrap_or_else(|e| match e {});
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap_or_else(|e| panic!("{e}")).to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Answer { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_captured_event_is_entras_test_connection_and_gets_an_empty_list() {
+    let app = in_process(Routes::Users).await;
+    let mut event: Value = serde_json::from_str(lockstep_tests::lambda::HTTP_API_EVENT_FIXTURE).unwrap_or_default();
+    event["headers"]["authorization"] = json!(bearer(&app.token));
+    let answer = app.send(&event).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["totalResults"], 0);
+    assert_eq!(answer.body["Resources"], json!([]));
+    assert_eq!(answer.headers["content-type"], "application/scim+json");
+    assert_eq!(answer.headers["x-request-id"], "Cx3pWgGDoAMEVaw=", "API Gateway's request id is the request id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_create_read_and_are_refused_like_http_requests() {
+    let app = in_process(Routes::Users).await;
+    let auth = bearer(&app.token);
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ryan@contoso.com",
+        "active": true
+    })
+    .to_string();
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/scim+json; charset=utf-8")];
+    let created = app.send(&http_api_event("POST", "/acme/scim/v2/Users", "", &headers, Some(&user))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap_or_default().to_string();
+    let location = created.headers["location"].to_str().unwrap_or_default();
+    assert_eq!(
+        location,
+        format!("https://abcdef1234.execute-api.us-east-1.amazonaws.com/acme/scim/v2/Users/{id}"),
+        "the Location is the public URL the client called"
+    );
+
+    // API Gateway base64-encodes bodies it does not treat as text.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+               "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
+        .to_string(),
+    );
+    let mut patch = http_api_event("PATCH", &format!("/acme/scim/v2/Users/{id}"), "", &headers, Some(&encoded));
+    patch["isBase64Encoded"] = json!(true);
+    let patched = app.send(&patch).await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["active"], false);
+
+    let query = "filter=userName%20eq%20%22RYAN%40contoso.com%22";
+    let found = app.send(&http_api_event("GET", "/acme/scim/v2/Users", query, &headers, None)).await;
+    assert_eq!(found.body["totalResults"], 1, "userName matches case-insensitively: {}", found.body);
+
+    let other_family = app.send(&http_api_event("GET", "/acme/scim/v2/Groups", "", &headers, None)).await;
+    assert_eq!(other_family.status, 404, "the users function serves only /Users");
+    assert_eq!(other_family.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+
+    let bad =
+        app.send(&http_api_event("GET", "/acme/scim/v2/Users", "", &[("authorization", "Bearer nope")], None)).await;
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.headers["www-authenticate"], "Bearer realm=\"scim\"");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_lists_use_the_source_ip_api_gateway_saw() {
+    let app = in_process(Routes::Users).await;
+    let auth = bearer(&app.restricted_token);
+    let mut event = http_api_event("GET", "/acme/scim/v2/Users", "", &[("authorization", &auth)], None);
+    assert_eq!(app.send(&event).await.status, 200, "the fixture's 192.0.2.10 is inside 192.0.2.0/24");
+    event["requestContext"]["http"]["sourceIp"] = json!("198.51.100.7");
+    // A client cannot talk its way in with a forged X-Forwarded-For.
+    event["headers"]["x-forwarded-for"] = json!("192.0.2.10");
+    let refused = app.send(&event).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.body["status"], "403");
+}
+
+// -- the function binaries under a Runtime API emulator ----------------------
+
+/// A function process, killed when dropped, whose stdout (the JSON logs) is
+/// collected.
+struct Function {
+    child: Child,
+    logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_function(binary: &str, env: &[(String, String)]) -> Function {
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let logs = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                logs.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+    }
+    Function { child, logs }
+}
+
+struct Deployed {
+    env: Vec<(String, String)>,
+    token: String,
+    other_tenant_token: String,
+}
+
+/// A deployment on the emulators: the table, the cursor key secret, and two
+/// tenants with a token each, made the way an operator makes them.
+async fn deployed() -> Deployed {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let table_name = format!("lockstep-fn-{suffix}");
+    let dynamodb = lockstep_tests::dynamodb_client();
+    DynamoTable::create_table(&dynamodb, &table_name).await.unwrap_or_else(|e| panic!("{e}"));
+    let secrets = lockstep_tests::secrets_client();
+    let cursor_secret = format!("lockstep/{suffix}/cursor-key");
+    secrets
+        .create_secret()
+        .name(&cursor_secret)
+        .secret_string("k".repeat(48))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let prefix = format!("lockstep/{suffix}/tenants/");
+    let store = SecretsManagerTokens::new(secrets, &prefix);
+    let key = CursorKey::new(vec![1u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+    let directory = Directory::new(
+        Arc::new(DynamoTable::new(dynamodb, &table_name)),
+        Arc::new(SystemClock),
+        key,
+        Limits::default(),
+    );
+    let token = tenant_with_token(&directory, &store, "acme", &[]).await;
+    let other_tenant_token = tenant_with_token(&directory, &store, "zinc", &[]).await;
+    let mut env = lockstep_tests::emulator_env();
+    env.extend([
+        ("TABLE_NAME".to_string(), table_name),
+        ("TOKEN_SECRET_PREFIX".to_string(), prefix),
+        ("CURSOR_KEY_SECRET".to_string(), cursor_secret),
+        ("RUST_LOG".to_string(), "info".to_string()),
+    ]);
+    Deployed { env, token, other_tenant_token }
+}
+
+/// A function process and the Runtime API it polls; the process is killed
+/// before the emulator stops (fields drop in order).
+struct Running {
+    function: Function,
+    runtime: RuntimeApi,
+}
+
+async fn run_function(binary: &str, name: &str, deployment: &Deployed) -> Running {
+    let runtime = RuntimeApi::start().await;
+    let mut env = deployment.env.clone();
+    env.extend(runtime.function_env(name));
+    Running { function: start_function(binary, &env), runtime }
+}
+
+impl Running {
+    async fn call(&self, event: Value) -> (u16, Value, Value) {
+        http_response(self.runtime.invoke(event, INVOKE_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}")))
+    }
+}
+
+/// The API Gateway response a function returned.
+fn http_response(outcome: Outcome) -> (u16, Value, Value) {
+    let Outcome::Response(response) = outcome else { panic!("the function failed the invocation: {outcome:?}") };
+    let status = response["statusCode"].as_u64().unwrap_or_default() as u16;
+    let body = response["body"].as_str().map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or(Value::Null));
+    (status, response["headers"].clone(), body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_binaries_serve_scim_under_the_runtime_api() {
+    let deployment = deployed().await;
+    let auth = bearer(&deployment.token);
+    let json_headers = [("authorization", auth.as_str()), ("content-type", "application/scim+json")];
+
+    // users
+    let users = run_function(env!("CARGO_BIN_EXE_users"), "lockstep-users", &deployment).await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alex@contoso.com",
+                      "name": {"givenName": "Alex", "familyName": "Wu"}})
+    .to_string();
+    let event = http_api_event("POST", "/acme/scim/v2/Users", "", &json_headers, Some(&body));
+    let (status, headers, created) = users.call(event).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["content-type"], "application/scim+json");
+    assert!(headers["etag"].as_str().is_some_and(|e| e.starts_with("W/\"")), "{headers}");
+    let user_id = created["id"].as_str().unwrap_or_default().to_string();
+
+    let query = "filter=userName%20eq%20%22alex%40contoso.com%22";
+    let event = http_api_event("GET", "/acme/scim/v2/Users", query, &json_headers, None);
+    let (status, _, found) = users.call(event).await;
+    assert_eq!((status, found["totalResults"].clone()), (200, json!(1)), "{found}");
+
+    let other = bearer(&deployment.other_tenant_token);
+    let event =
+        http_api_event("GET", &format!("/acme/scim/v2/Users/{user_id}"), "", &[("authorization", &other)], None);
+    let (status, headers, refused) = users.call(event).await;
+    assert_eq!(status, 401, "another tenant's token: {refused}");
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"scim\"");
+
+    // groups
+    let groups = run_function(env!("CARGO_BIN_EXE_groups"), "lockstep-groups", &deployment).await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
+                      "members": [{"value": user_id}]})
+    .to_string();
+    let event = http_api_event("POST", "/acme/scim/v2/Groups", "", &json_headers, Some(&body));
+    let (status, _, group) = groups.call(event).await;
+    assert_eq!(status, 201, "{group}");
+    assert_eq!(group["members"][0]["value"], json!(user_id));
+
+    // discovery
+    let discovery = run_function(env!("CARGO_BIN_EXE_discovery"), "lockstep-discovery", &deployment).await;
+    let event = http_api_event("GET", "/acme/scim/v2/ServiceProviderConfig", "", &json_headers, None);
+    let (status, _, config) = discovery.call(event).await;
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["patch"]["supported"], true);
+    assert_eq!(
+        config["meta"]["location"],
+        "https://abcdef1234.execute-api.us-east-1.amazonaws.com/acme/scim/v2/ServiceProviderConfig"
+    );
+
+    // The logs: one JSON line per request, with request id, tenant, route,
+    // status and latency, and never the token.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut lines = Vec::new();
+    for f in [&users, &groups, &discovery] {
+        lines.extend(f.function.logs.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    }
+    let all = lines.join("\n");
+    assert!(!all.contains(&deployment.token) && !all.contains(&deployment.other_tenant_token), "a token was logged");
+    assert!(!all.contains("alex@contoso.com"), "personal data was logged");
+    let requests: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "request")
+        .collect();
+    let created_log = requests
+        .iter()
+        .find(|v| v["status"] == 201 && v["route"] == "/Users")
+        .unwrap_or_else(|| panic!("no log line for the create:\n{all}"));
+    assert_eq!(created_log["tenant"], "acme");
+    assert_eq!(created_log["method"], "POST");
+    assert!(created_log["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(created_log["latency_ms"].is_number());
+    assert!(requests.iter().any(|v| v["status"] == 401 && v["route"] == "/Users/{id}"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_without_its_configuration_fails_at_start_and_says_what_is_missing() {
+    let runtime = RuntimeApi::start().await;
+    let mut env = lockstep_tests::emulator_env();
+    env.extend(runtime.function_env("lockstep-users"));
+    let mut f = start_function(env!("CARGO_BIN_EXE_users"), &env);
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            f.child.try_wait().ok().flatten()
+        })
+        .unwrap_or_else(|| panic!("the function kept running without TABLE_NAME"));
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = f.logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+    for name in ["TABLE_NAME", "TOKEN_SECRET_PREFIX", "CURSOR_KEY_SECRET"] {
+        assert!(logs.contains(name), "the error names {name}: {logs}");
+    }
+}
