@@ -83,7 +83,7 @@ fn check_schemas(rt: &ResourceType, body: &Object) -> Result<()> {
     let mut has_core = false;
     for s in list {
         let s = s.as_str().ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
-        if !rt.knows_schema(s) {
+        if !rt.knows_schema(s) && !crate::schema::is_declaration_only(s) {
             return Err(ScimError::invalid_value(format!(
                 "unknown schema '{s}' for a {}; supported: {}",
                 rt.name,

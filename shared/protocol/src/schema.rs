@@ -514,6 +514,18 @@ static GROUP_TYPE: LazyLock<ResourceType> = LazyLock::new(|| ResourceType {
 });
 
 /// The User resource type.
+/// Schema URNs that real clients list in `schemas` without sending any
+/// attribute under them: Microsoft Entra ID declares
+/// `http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group`
+/// on every group it creates ("Develop and plan provisioning for a SCIM
+/// endpoint", Create Group). They are accepted and dropped; any other
+/// unknown URN is still refused.
+const DECLARATION_ONLY_PREFIXES: [&str; 1] = ["http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/"];
+
+pub fn is_declaration_only(urn: &str) -> bool {
+    DECLARATION_ONLY_PREFIXES.iter().any(|p| urn.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)))
+}
+
 pub fn user() -> &'static ResourceType {
     &USER_TYPE
 }

@@ -122,6 +122,27 @@ fn unknown_attributes_are_ignored_and_nulls_unassign() {
     assert_eq!(Value::Object(u), json!({ "userName": "x" }));
 }
 
+/// Entra's documented Create Group request declares a Microsoft schema it
+/// sends nothing under; it is accepted and dropped, not echoed back.
+#[test]
+fn entras_declaration_only_group_schema_is_accepted() {
+    let g = ok(
+        group(),
+        json!({
+            "schemas": [urn::GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "displayName",
+            "meta": { "resourceType": "Group" }
+        }),
+    );
+    assert_eq!(
+        Value::Object(g),
+        json!({ "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159", "displayName": "displayName" })
+    );
+    let e = err(group(), json!({ "schemas": [urn::GROUP, "http://schemas.microsoft.com/other"], "displayName": "x" }));
+    assert!(e.detail.contains("unknown schema"), "{e}");
+}
+
 #[test]
 fn refusals_say_what_is_wrong() {
     let cases = [

@@ -1,0 +1,149 @@
+//! The two places a command can act on: the local store, or a deployment
+//! on AWS.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use lockstep_aws::Deployment;
+use lockstep_core::clock::SystemClock;
+use lockstep_core::cursor::CursorKey;
+use lockstep_core::tokens::TokenStore;
+use lockstep_core::{Directory, Limits, Tenant, TenantId};
+use lockstep_embedded::{EmbeddedTable, FileTokens};
+
+use crate::BackendKind;
+
+pub struct Backend {
+    pub kind: BackendKind,
+    pub directory: Directory,
+    pub tokens: Arc<dyn TokenStore>,
+    /// The embedded table, when local (the runner serves it; seeding bulk-loads it).
+    pub embedded: Option<EmbeddedTable>,
+    pub cursor_key: CursorKey,
+    pub public_url: Option<String>,
+    /// Where the local store lives, for messages.
+    pub location: String,
+}
+
+fn random_key() -> anyhow::Result<Vec<u8>> {
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow!("no randomness available: {e}"))?;
+    Ok(key)
+}
+
+/// The local cursor signing key: made once, kept beside the store, so
+/// cursors stay valid across restarts.
+fn local_cursor_key(path: &Path) -> anyhow::Result<CursorKey> {
+    let key = match std::fs::read(path) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_key()?;
+            write_private(path, &key)?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    CursorKey::new(key).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(())
+}
+
+impl Backend {
+    pub async fn open(kind: BackendKind, data_dir: &Path, public_url: Option<String>) -> anyhow::Result<Self> {
+        let public_url = public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+        match kind {
+            BackendKind::Local => Self::open_local(data_dir, public_url),
+            BackendKind::Aws => Self::open_aws(public_url).await,
+        }
+    }
+
+    fn open_local(data_dir: &Path, public_url: Option<String>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {}", data_dir.display()))?;
+        }
+        let store = data_dir.join("store.redb");
+        let table = EmbeddedTable::open(&store).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("already open") || text.contains("lock") {
+                anyhow!(
+                    "the local store {} is in use, most likely by a running `lockstep serve`; stop it, run this \
+                     command, then start it again",
+                    store.display()
+                )
+            } else {
+                anyhow!("opening the local store: {text}")
+            }
+        })?;
+        let cursor_key = local_cursor_key(&data_dir.join("cursor.key"))?;
+        let directory =
+            Directory::new(Arc::new(table.clone()), Arc::new(SystemClock), cursor_key.clone(), Limits::default());
+        Ok(Self {
+            kind: BackendKind::Local,
+            directory,
+            tokens: Arc::new(FileTokens::new(data_dir.join("tokens"))),
+            embedded: Some(table),
+            cursor_key,
+            public_url,
+            location: data_dir.display().to_string(),
+        })
+    }
+
+    async fn open_aws(public_url: Option<String>) -> anyhow::Result<Self> {
+        let deployment = Deployment::for_operator().map_err(|e| anyhow!("{e} (the stack's outputs name them)"))?;
+        let clients = deployment.clients().await;
+        // The CLI never pages through lists, so it signs no cursor a
+        // function must read back: a throwaway key will do.
+        let cursor_key = CursorKey::new(random_key()?).map_err(|e| anyhow!("{e}"))?;
+        let directory = Directory::new(clients.table, Arc::new(SystemClock), cursor_key.clone(), Limits::default());
+        Ok(Self {
+            kind: BackendKind::Aws,
+            directory,
+            tokens: clients.tokens,
+            embedded: None,
+            cursor_key,
+            public_url: public_url.or(deployment.public_url),
+            location: format!("table {}", deployment.table_name),
+        })
+    }
+
+    pub fn local_only(&self, what: &str) -> anyhow::Result<&EmbeddedTable> {
+        match &self.embedded {
+            Some(t) => Ok(t),
+            None => bail!("{what} works on the local store only (--backend local)"),
+        }
+    }
+
+    /// The tenant's SCIM base URL, when the public URL is known.
+    pub fn base_url(&self, tenant: &TenantId) -> Option<String> {
+        self.public_url.as_ref().map(|u| format!("{u}/{tenant}/scim/v2"))
+    }
+
+    pub async fn existing_tenant(&self, id: &str) -> anyhow::Result<Tenant> {
+        let tid = parse_tenant(id)?;
+        self.directory
+            .tenant(&tid)
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .ok_or_else(|| anyhow!("there is no tenant '{id}' in {}", self.location))
+    }
+}
+
+pub fn parse_tenant(id: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse(id).map_err(|_| {
+        anyhow!("'{id}' is not a valid tenant id: use 1 to 63 lowercase letters, digits and '-', not starting with '-'")
+    })
+}

@@ -1,0 +1,179 @@
+//! `lockstep`: the operator CLI and the local runner.
+//!
+//! Every command works on one of two backends: the local store (a redb file
+//! and token files under `--data-dir`, what `lockstep serve` serves) or a
+//! deployment on AWS (`--backend aws`: the DynamoDB table and the Secrets
+//! Manager tokens named by `TABLE_NAME` and `TOKEN_SECRET_PREFIX`, with the
+//! SDK's usual credentials, region and endpoint overrides).
+//!
+//! Commands return a [`Report`]: text for people, or JSON with `--json`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod admin;
+mod backend;
+pub mod seed;
+mod serve;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+pub use backend::Backend;
+
+#[derive(Debug, Parser)]
+#[command(name = "lockstep", version, about = "Lockstep SCIM 2.0 provisioning: local runner and operator CLI")]
+pub struct Cli {
+    /// Where tenants, users, groups and tokens live.
+    #[arg(long, value_enum, global = true, env = "LOCKSTEP_BACKEND", default_value = "local")]
+    pub backend: BackendKind,
+    /// The local store's folder (backend `local`).
+    #[arg(long, global = true, env = "LOCKSTEP_DATA_DIR", default_value = ".lockstep")]
+    pub data_dir: PathBuf,
+    /// The URL clients reach the service at, for printing base URLs (the
+    /// stack's `ApiUrl` output, a custom domain, or a tunnel).
+    #[arg(long, global = true, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The embedded store under `--data-dir`.
+    Local,
+    /// DynamoDB and Secrets Manager (`TABLE_NAME`, `TOKEN_SECRET_PREFIX`).
+    Aws,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every SCIM route on localhost over the local store. On first
+    /// start, creates the tenant and prints its base URL and a token.
+    Serve(ServeArgs),
+    /// Load generated users (and one group) into a local tenant, for load
+    /// tests and demos.
+    Seed(SeedArgs),
+    /// Create, list and show tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Show and change a tenant's policy settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Issue, list and revoke a tenant's bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The address to listen on; `0.0.0.0` to accept other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// The tenant created on first start.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Issue (and print) one more token for the tenant at start.
+    #[arg(long)]
+    pub new_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// The tenant to load into (created if missing).
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// How many users to create.
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// Members of the one group created (0: no group).
+    #[arg(long, default_value_t = 0)]
+    pub group_members: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its SCIM base URL.
+    Create {
+        /// Lowercase letters, digits and `-`: it appears in the URL.
+        id: String,
+        /// A display name (defaults to the id).
+        #[arg(long)]
+        name: Option<String>,
+        /// Initial settings, `key=value` (see `lockstep settings show`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// List tenants.
+    List,
+    /// Show a tenant: base URL, settings, tokens.
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Show a tenant's settings.
+    Show { tenant: String },
+    /// Change settings, `key=value` (values are JSON or plain words).
+    Set {
+        tenant: String,
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        changes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token. It is printed once; only its hash is stored.
+    Issue {
+        tenant: String,
+        /// What the token is for, e.g. `entra-prod`.
+        #[arg(long)]
+        label: Option<String>,
+        /// When it stops working: RFC 3339 (`2027-06-30T00:00:00Z`) or days
+        /// from now (`90d`).
+        #[arg(long)]
+        expires: Option<String>,
+        /// An address or CIDR block it may be used from; repeat for several.
+        /// Without any, it works from anywhere.
+        #[arg(long = "allow", value_name = "CIDR")]
+        allow: Vec<String>,
+    },
+    /// List a tenant's tokens (ids and metadata, never the tokens).
+    List { tenant: String },
+    /// Revoke a token by its id. Running functions stop accepting it within
+    /// their cache time (60 s).
+    Revoke { tenant: String, id: String },
+}
+
+/// A command's result, printable for people or as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+}
+
+impl Report {
+    pub fn render(&self, json: bool) -> String {
+        if json { serde_json::to_string_pretty(&self.json).unwrap_or_default() } else { self.text.clone() }
+    }
+}
+
+/// Run a parsed command line. `serve` runs until interrupted.
+pub async fn run(cli: Cli) -> anyhow::Result<Report> {
+    let backend = Backend::open(cli.backend, &cli.data_dir, cli.public_url.clone()).await?;
+    match cli.command {
+        Command::Serve(args) => serve::serve(backend, args, cli.json).await,
+        Command::Seed(args) => seed::seed(&backend, &args).await,
+        Command::Tenant(c) => admin::tenant(&backend, c).await,
+        Command::Settings(c) => admin::settings(&backend, c).await,
+        Command::Token(c) => admin::token(&backend, c).await,
+    }
+}

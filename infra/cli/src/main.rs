@@ -1,0 +1,19 @@
+//! `lockstep`: see `lockstep --help`.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = lockstep_cli::Cli::parse();
+    let json = cli.json;
+    match lockstep_cli::run(cli).await {
+        Ok(report) => {
+            println!("{}", report.render(json));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The local runner: every SCIM route on localhost over the local store,
+//! through the same router the Lambda functions use.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use lockstep_core::clock::SystemClock;
+use lockstep_core::tokens::{self, TokenSet};
+use lockstep_core::{Tenant, TenantSettings};
+use lockstep_http::{App, Routes, logging, router};
+use serde_json::json;
+
+use crate::backend::{Backend, parse_tenant};
+use crate::{Report, ServeArgs};
+
+async fn issue_token(backend: &Backend, tenant: &Tenant, label: &str) -> anyhow::Result<String> {
+    let (text, record) = tokens::issue(Some(label.to_string()), None, Vec::new(), time::OffsetDateTime::now_utc())
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut set: TokenSet = backend.tokens.load(&tenant.id).await.map_err(|e| anyhow!("{e}"))?;
+    set.tokens.push(record);
+    backend.tokens.save(&tenant.id, &set).await.map_err(|e| anyhow!("{e}"))?;
+    Ok(text)
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
+
+pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Result<Report> {
+    backend.local_only("serve")?;
+    let id = parse_tenant(&args.tenant)?;
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
+        .await
+        .with_context(|| format!("listening on {}:{} (another port: --port or PORT)", args.bind, args.port))?;
+    let address = listener.local_addr()?;
+    let origin = backend.public_url.clone().unwrap_or_else(|| {
+        let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
+        let host = if address.is_ipv6() && !address.ip().is_unspecified() { format!("[{host}]") } else { host };
+        format!("http://{host}:{}", address.port())
+    });
+    let base_url = format!("{origin}/{id}/scim/v2");
+
+    let (tenant, created) = match backend.directory.tenant(&id).await.map_err(|e| anyhow!("{e}"))? {
+        Some(t) => (t, false),
+        None => {
+            let t = backend
+                .directory
+                .create_tenant(&id, id.as_str(), TenantSettings::default())
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            (t, true)
+        }
+    };
+    let token = if created || args.new_token { Some(issue_token(&backend, &tenant, "local").await?) } else { None };
+
+    let banner = if json {
+        json!({ "listening": address.to_string(), "tenant": tenant.id, "base_url": base_url, "token": token,
+                "data_dir": backend.location })
+        .to_string()
+    } else {
+        let token_line = match &token {
+            Some(t) => format!(
+                "  Secret Token:  {t}\n                 (shown once; only its hash is kept in {})",
+                backend.location
+            ),
+            None => "  Secret Token:  issued at first start (restart with --new-token for another)".to_string(),
+        };
+        let example = token.as_deref().unwrap_or("<token>");
+        format!(
+            "Lockstep SCIM 2.0 is listening on {address} (data in {}).\n\n  Tenant URL:    {base_url}\n{token_line}\n\n\
+             Try:\n  curl -H 'Authorization: Bearer {example}' {base_url}/ServiceProviderConfig\n\n\
+             Request logs follow as JSON lines. Ctrl-C stops.\n",
+            backend.location
+        )
+    };
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{banner}")?;
+    stdout.flush()?;
+
+    logging::init();
+    let app = App::new(backend.directory, backend.tokens, Arc::new(SystemClock), backend.public_url);
+    let service = router(Arc::new(app), Routes::All).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    Ok(Report { text: "Stopped.".into(), json: json!({ "stopped": true }) })
+}

@@ -1,0 +1,718 @@
+//! The `lockstep` binary end to end: the local runner over real HTTP,
+//! replaying what Microsoft Entra ID and Okta send, and the operator
+//! commands on the local store.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const LOCKSTEP: &str = env!("CARGO_BIN_EXE_lockstep");
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// Run a `lockstep` command to completion: (exit success, stdout, stderr).
+fn lockstep(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(LOCKSTEP)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("LOCKSTEP_BACKEND")
+        .env_remove("PUBLIC_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("running lockstep: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn lockstep_json(data_dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = lockstep(data_dir, &all);
+    assert!(ok, "lockstep {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("lockstep {args:?} printed no JSON ({e}): {out}"))
+}
+
+/// A running `lockstep serve`, killed when dropped.
+struct Runner {
+    child: Child,
+    banner: Value,
+    logs: Arc<Mutex<Vec<String>>>,
+    agent: ureq::Agent,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+fn serve(data_dir: &Path, extra: &[&str]) -> Runner {
+    let mut child = Command::new(LOCKSTEP)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .env_remove("PUBLIC_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting lockstep serve: {e}"));
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (first_tx, first_rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    {
+        // Drain stdout for the whole run, or the server blocks on a full pipe.
+        let logs = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for (i, line) in BufReader::new(stdout).lines().map_while(Result::ok).enumerate() {
+                if i == 0 {
+                    let _ = first_tx.send(line);
+                } else {
+                    logs.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            }
+        });
+    }
+    let banner = match first_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => serde_json::from_str(&line).unwrap_or_else(|e| panic!("banner is not JSON ({e}): {line}")),
+        Err(_) => {
+            let mut err = String::new();
+            let _ = child.kill();
+            if let Some(mut s) = child.stderr.take() {
+                let _ = s.read_to_string(&mut err);
+            }
+            panic!("lockstep serve printed no banner: {err}");
+        }
+    };
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    Runner { child, banner, logs, agent }
+}
+
+impl Runner {
+    fn base_url(&self) -> String {
+        self.banner["base_url"].as_str().unwrap_or_default().to_string()
+    }
+
+    fn token(&self) -> String {
+        self.banner["token"].as_str().unwrap_or_else(|| panic!("no token in {}", self.banner)).to_string()
+    }
+
+    /// A request with the given token and headers; `body` is sent as
+    /// `application/scim+json` unless a content-type header is given.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base_url()) };
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            req = req.header("Content-Type", "application/scim+json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = match body {
+            Some(b) => self.agent.run(req.body(b.to_string()).unwrap_or_else(|e| panic!("{e}"))),
+            None => self.agent.run(req.body(()).unwrap_or_else(|e| panic!("{e}"))),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status: response.status().as_u16(), headers: response.headers().clone(), body }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let token = self.token();
+        self.request(method, path, Some(&token), body.map(|b| b.to_string()).as_deref(), &[])
+    }
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn id_of(reply: &Reply) -> String {
+    reply.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", reply.body)).to_string()
+}
+
+fn assert_scim_error(reply: &Reply, status: u16, scim_type: Option<&str>) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), "application/scim+json");
+    assert_eq!(reply.body["schemas"], json!([ERROR]), "{}", reply.body);
+    assert_eq!(reply.body["status"], json!(status.to_string()), "status is a string: {}", reply.body);
+    assert!(reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", reply.body);
+    if let Some(t) = scim_type {
+        assert_eq!(reply.body["scimType"], t, "{}", reply.body);
+    }
+}
+
+fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["value"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Microsoft Entra ID's provisioning, request by request as documented in
+/// "Develop and plan provisioning for a SCIM endpoint" (its request and
+/// response examples) and its SCIM compatibility notes.
+#[test]
+fn entra_provisioning_cycle() {
+    let dir = data_dir();
+    let runner = serve(dir.path(), &[]);
+
+    // Test connection: a filter on a random userName, and no User-Agent.
+    let probe = format!(
+        "GET {}/Users?filter=userName%20eq%20%22{}%22 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        url_path(&runner.base_url()),
+        "0b0c7d8e-bf1a-4e2b-9d4c-51f3a07b4c11",
+        runner.token()
+    );
+    let raw = raw_http(&runner.base_url(), &probe);
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("\"totalResults\":0") && raw.contains("\"Resources\":[]"), "{raw}");
+
+    // Create User.
+    let create = json!({
+        "schemas": [USER, ENTERPRISE],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1",
+        "active": true,
+        "emails": [{ "primary": true, "type": "work", "value": "Test_User_fd0ea19b-0777-472c-9f96-4f70d2226f2e@testuser.com" }],
+        "meta": { "resourceType": "User" },
+        "name": { "formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName" },
+        "roles": []
+    });
+    let created = runner.call("POST", "/Users", Some(create.clone()));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = id_of(&created);
+    let location = format!("{}/Users/{id}", runner.base_url());
+    assert_eq!(created.header("location"), location);
+    assert_eq!(created.body["meta"]["location"], json!(location));
+    assert_eq!(created.body["meta"]["resourceType"], "User");
+    assert_eq!(created.header("etag"), created.body["meta"]["version"].as_str().unwrap_or("-"));
+    assert_eq!(created.header("content-type"), "application/scim+json");
+
+    // Create the same user again: 409 uniqueness.
+    assert_scim_error(&runner.call("POST", "/Users", Some(create)), 409, Some("uniqueness"));
+
+    // Get User, and Get User by query (found, and zero results).
+    let got = runner.call("GET", &format!("/Users/{id}"), None);
+    assert_eq!((got.status, got.body["userName"].clone()), (200, created.body["userName"].clone()));
+    let etag = got.header("etag").to_string();
+    let unchanged =
+        runner.request("GET", &format!("/Users/{id}"), Some(&runner.token()), None, &[("If-None-Match", &etag)]);
+    assert_eq!(unchanged.status, 304);
+    let query =
+        runner.call("GET", "/Users?filter=userName%20eq%20%22Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1%22", None);
+    assert_eq!(query.body["totalResults"], 1, "{}", query.body);
+    assert_eq!(query.body["Resources"][0]["id"], json!(id));
+    assert_eq!(query.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"]));
+    let none = runner.call("GET", "/Users?filter=userName%20eq%20%22non-existent%20user%22", None);
+    assert_eq!((none.status, none.body["totalResults"].clone()), (200, json!(0)));
+
+    // Update User [Multi-valued properties], Entra's capitalised op.
+    let patched = runner.call(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@microsoft.com" },
+            { "op": "Replace", "path": "name.familyName", "value": "updatedFamilyName" }
+        ]})),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["emails"][0]["value"], "updatedEmail@microsoft.com");
+    assert_eq!(patched.body["name"]["familyName"], "updatedFamilyName");
+
+    // Update User [Single-valued properties].
+    let renamed = runner.call(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "Replace", "path": "userName", "value": "5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com" }
+        ]})),
+    );
+    assert_eq!(renamed.body["userName"], "5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com");
+
+    // Path-less values keyed by URN paths, and the manager as a plain id.
+    let manager =
+        id_of(&runner.call("POST", "/Users", Some(json!({ "schemas": [USER], "userName": "manager@testuser.com" }))));
+    let enterprise = runner.call(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [
+            { "op": "Add", "value": { "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "701984", "name.givenName": "Barbara" } },
+            { "op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": manager }
+        ]})),
+    );
+    assert_eq!(enterprise.status, 200, "{}", enterprise.body);
+    assert_eq!(enterprise.body[ENTERPRISE]["employeeNumber"], "701984");
+    assert_eq!(enterprise.body[ENTERPRISE]["manager"]["value"], json!(manager));
+    assert_eq!(enterprise.body["name"]["givenName"], "Barbara");
+
+    // Disable User, with the boolean as a string as Entra sends it.
+    let disabled = runner.call(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "Replace", "path": "active", "value": "False" }] })),
+    );
+    assert_eq!(disabled.body["active"], false, "{}", disabled.body);
+
+    // Create Group, with the Microsoft schema Entra declares.
+    let group = runner.call(
+        "POST",
+        "/Groups",
+        Some(json!({
+            "schemas": [GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "displayName",
+            "meta": { "resourceType": "Group" }
+        })),
+    );
+    assert_eq!(group.status, 201, "{}", group.body);
+    assert_eq!(group.body["schemas"], json!([GROUP]));
+    let gid = id_of(&group);
+
+    // Get Group by displayName, members excluded, as Entra asks.
+    let by_name =
+        runner.call("GET", "/Groups?excludedAttributes=members&filter=displayName%20eq%20%22displayName%22", None);
+    assert_eq!(by_name.body["totalResults"], 1, "{}", by_name.body);
+    assert!(by_name.body["Resources"][0].get("members").is_none());
+
+    // Update Group [Add Members], then [Remove Members] with a value array:
+    // only those members go, the group is not cleared.
+    let added = runner.call(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "Add", "path": "members",
+            "value": [{ "$ref": null, "value": id }, { "$ref": null, "value": manager }] }] })),
+    );
+    assert!(added.status == 200 || added.status == 204, "{}", added.body);
+    let members = runner.call("GET", &format!("/Groups/{gid}"), None);
+    let mut both = vec![id.clone(), manager.clone()];
+    both.sort();
+    assert_eq!(member_ids(&members.body), both);
+    assert_eq!(members.body["members"][0]["type"], "User");
+    let removed = runner.call(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "Remove", "path": "members",
+            "value": [{ "$ref": null, "value": manager }] }] })),
+    );
+    assert!(removed.status == 200 || removed.status == 204, "{}", removed.body);
+    assert_eq!(member_ids(&runner.call("GET", &format!("/Groups/{gid}"), None).body), vec![id.clone()]);
+
+    // The user lists its group.
+    let user = runner.call("GET", &format!("/Users/{id}"), None);
+    assert_eq!(user.body["groups"][0]["value"], json!(gid), "{}", user.body);
+
+    // Update Group [Attributes].
+    let retitled = runner.call(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "Replace", "path": "displayName", "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName" }] })),
+    );
+    assert_eq!(retitled.body["displayName"], "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName");
+
+    // Delete User: 204, then 404 with a SCIM body; the membership goes too.
+    let deleted = runner.call("DELETE", &format!("/Users/{id}"), None);
+    assert_eq!((deleted.status, deleted.body.clone()), (204, Value::Null));
+    assert_scim_error(&runner.call("GET", &format!("/Users/{id}"), None), 404, None);
+    assert_eq!(member_ids(&runner.call("GET", &format!("/Groups/{gid}"), None).body), Vec::<String>::new());
+
+    // Delete Group.
+    assert_eq!(runner.call("DELETE", &format!("/Groups/{gid}"), None).status, 204);
+    assert_scim_error(&runner.call("GET", &format!("/Groups/{gid}"), None), 404, None);
+
+    // The request log: JSON lines with request id, tenant, route, status,
+    // latency; never the token or personal data.
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = runner.logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+    assert!(!logs.contains(&runner.token()), "the token was logged");
+    assert!(!logs.contains("testuser.com"), "personal data was logged");
+    let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let create_line = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["status"] == 201 && l["route"] == "/Users")
+        .unwrap_or_else(|| panic!("no request line for the create in:\n{logs}"));
+    assert_eq!(create_line["tenant"], "default");
+    assert!(create_line["request_id"].is_string() && create_line["latency_ms"].is_number());
+}
+
+/// Okta's provisioning, as its SCIM 2.0 reference and spec test send it.
+#[test]
+fn okta_provisioning_cycle() {
+    let dir = data_dir();
+    let runner = serve(dir.path(), &[]);
+
+    // Okta checks for the user first, with paging parameters.
+    let lookup =
+        runner.call("GET", "/Users?filter=userName%20eq%20%22test.user%40okta.local%22&startIndex=1&count=100", None);
+    assert_eq!(lookup.status, 200);
+    assert_eq!((lookup.body["totalResults"].clone(), lookup.body["startIndex"].clone()), (json!(0), json!(1)));
+
+    let create = json!({
+        "schemas": [USER],
+        "userName": "test.user@okta.local",
+        "name": { "givenName": "Test", "familyName": "User" },
+        "emails": [{ "primary": true, "value": "test.user@okta.local", "type": "work" }],
+        "displayName": "Test User",
+        "locale": "en-US",
+        "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [],
+        "password": "1mz050nq",
+        "active": true
+    });
+    let created = runner.call("POST", "/Users", Some(create));
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(created.body.get("password").is_none(), "passwords are never returned");
+    let id = id_of(&created);
+
+    // Okta updates with PUT, sending the whole user back.
+    let mut full = runner.call("GET", &format!("/Users/{id}"), None).body;
+    full["name"]["familyName"] = json!("Userson");
+    full["displayName"] = json!("Test Userson");
+    let put = runner.call("PUT", &format!("/Users/{id}"), Some(full));
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!((put.body["name"]["familyName"].clone(), put.body["id"].clone()), (json!("Userson"), json!(id)));
+
+    // Deactivation: a path-less replace of active.
+    let deactivated = runner.call(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "value": { "active": false } }] })),
+    );
+    assert_eq!((deactivated.status, deactivated.body["active"].clone()), (200, json!(false)), "{}", deactivated.body);
+    let filtered = runner.call("GET", "/Users?filter=userName%20eq%20%22TEST.USER%40okta.local%22", None);
+    assert_eq!(filtered.body["Resources"][0]["active"], false);
+
+    // Paging: integers, a stable order, every user exactly once.
+    for i in 0..6 {
+        let r = runner.call(
+            "POST",
+            "/Users",
+            Some(json!({ "schemas": [USER], "userName": format!("pager{i}@okta.local") })),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let mut seen = Vec::new();
+    for start in [1, 3, 5, 7] {
+        let page = runner.call("GET", &format!("/Users?startIndex={start}&count=2"), None);
+        assert_eq!(page.body["totalResults"], 7, "{}", page.body);
+        assert_eq!(page.body["startIndex"], start);
+        assert!(page.body["itemsPerPage"].is_u64());
+        seen.extend(
+            page.body["Resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["id"].as_str().map(str::to_string)),
+        );
+    }
+    let again: Vec<String> = runner.call("GET", "/Users?startIndex=1&count=100", None).body["Resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(seen, again, "pages are slices of one stable order");
+    assert_eq!(seen.len(), 7);
+
+    // Groups: push a group, rename it the Okta way, add and remove members.
+    let group = runner.call(
+        "POST",
+        "/Groups",
+        Some(json!({ "schemas": [GROUP], "displayName": "Test SCIMv2", "members": [] })),
+    );
+    assert_eq!(group.status, 201, "{}", group.body);
+    let gid = id_of(&group);
+    let renamed = runner.call(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "value": { "id": gid, "displayName": "Renamed" } }] })),
+    );
+    assert_eq!(renamed.body["displayName"], "Renamed", "{}", renamed.body);
+    let add = runner.call(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "add", "path": "members",
+            "value": [{ "value": id, "display": "test.user@okta.local" }, { "value": seen[1], "display": "pager" }] }] })),
+    );
+    assert_eq!(add.status, 200, "{}", add.body);
+    let remove = runner.call(
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "remove", "path": format!("members[value eq \"{id}\"]") }] })),
+    );
+    assert_eq!(remove.status, 200, "{}", remove.body);
+    assert_eq!(member_ids(&runner.call("GET", &format!("/Groups/{gid}"), None).body), vec![seen[1].clone()]);
+
+    // Okta's group push replaces the whole membership with PUT.
+    let put = runner.call(
+        "PUT",
+        &format!("/Groups/{gid}"),
+        Some(json!({ "schemas": [GROUP], "id": gid, "displayName": "Renamed", "members": [{ "value": seen[2] }, { "value": seen[3] }] })),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let mut expected = vec![seen[2].clone(), seen[3].clone()];
+    expected.sort();
+    assert_eq!(member_ids(&runner.call("GET", &format!("/Groups/{gid}"), None).body), expected);
+    assert_eq!(runner.call("DELETE", &format!("/Groups/{gid}"), None).status, 204);
+
+    // The spec test's unknown user: 404 with a SCIM error.
+    assert_scim_error(&runner.call("GET", "/Users/010101010101010101010101", None), 404, None);
+}
+
+/// Every refusal is a SCIM error with the right status and scimType.
+#[test]
+fn refusals_are_scim_errors() {
+    let dir = data_dir();
+    // A second tenant made with the CLI before the server starts.
+    lockstep_json(dir.path(), &["tenant", "create", "zinc"]);
+    let zinc = lockstep_json(dir.path(), &["token", "issue", "zinc", "--label", "zinc"]);
+    let zinc_token = zinc["token"].as_str().unwrap_or_default().to_string();
+    let runner = serve(dir.path(), &[]);
+    let token = runner.token();
+    let base = runner.base_url();
+
+    let missing = runner.request("GET", "/Users", None, None, &[]);
+    assert_scim_error(&missing, 401, None);
+    assert_eq!(missing.header("www-authenticate"), "Bearer realm=\"scim\"");
+    assert_scim_error(&runner.request("GET", "/Users", Some("lst_wrong"), None, &[]), 401, None);
+    assert_scim_error(&runner.request("GET", "/Users", Some(&zinc_token), None, &[]), 401, None);
+    let zinc_base = base.replace("/default/", "/zinc/");
+    assert_eq!(runner.request("GET", &format!("{zinc_base}/Users"), Some(&zinc_token), None, &[]).status, 200);
+    assert_scim_error(
+        &runner.request("GET", &format!("{}/nope/scim/v2/Users", origin(&base)), Some(&token), None, &[]),
+        401,
+        None,
+    );
+
+    assert_scim_error(
+        &runner.request("GET", &format!("{}/elsewhere", origin(&base)), Some(&token), None, &[]),
+        404,
+        None,
+    );
+    assert_scim_error(&runner.request("DELETE", "/Users", Some(&token), None, &[]), 405, None);
+    assert_scim_error(&runner.request("POST", "/Bulk", Some(&token), Some("{}"), &[]), 501, None);
+    assert_scim_error(&runner.request("GET", "/Me", Some(&token), None, &[]), 501, None);
+    assert_scim_error(
+        &runner.request(
+            "POST",
+            "/Users",
+            Some(&token),
+            Some("userName=x"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        ),
+        415,
+        None,
+    );
+    // application/json is as good as application/scim+json.
+    let plain_json = runner.request(
+        "POST",
+        "/Users",
+        Some(&token),
+        Some(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"json@example.com"}"#),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(plain_json.status, 201, "{}", plain_json.body);
+    let big = format!(r#"{{"userName":"{}"}}"#, "x".repeat(2 << 20));
+    assert_scim_error(&runner.request("POST", "/Users", Some(&token), Some(&big), &[]), 413, None);
+    assert_scim_error(
+        &runner.request("POST", "/Users", Some(&token), Some("{\"userName\":"), &[]),
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_scim_error(&runner.request("POST", "/Users", Some(&token), Some("{}"), &[]), 400, Some("invalidValue"));
+    assert_scim_error(
+        &runner.request("GET", "/Users?filter=userName%20eq", Some(&token), None, &[]),
+        400,
+        Some("invalidFilter"),
+    );
+    assert_scim_error(
+        &runner.request("GET", "/Users?filter=nope%20eq%20%22x%22", Some(&token), None, &[]),
+        400,
+        Some("invalidFilter"),
+    );
+
+    // If-Match with a stale version: 412, and nothing changed.
+    let id = id_of(&plain_json);
+    let patch = json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "path": "displayName", "value": "Changed" }] }).to_string();
+    let stale =
+        runner.request("PATCH", &format!("/Users/{id}"), Some(&token), Some(&patch), &[("If-Match", "W/\"999\"")]);
+    assert_scim_error(&stale, 412, None);
+    assert!(runner.call("GET", &format!("/Users/{id}"), None).body.get("displayName").is_none(), "nothing was written");
+    let current = plain_json.header("etag").to_string();
+    let fresh = runner.request("PATCH", &format!("/Users/{id}"), Some(&token), Some(&patch), &[("If-Match", &current)]);
+    assert_eq!((fresh.status, fresh.body["displayName"].clone()), (200, json!("Changed")));
+
+    // A bad PATCH leaves the resource as it was.
+    let bad = json!({ "schemas": [PATCH_OP], "Operations": [
+        { "op": "replace", "path": "displayName", "value": "Half" },
+        { "op": "replace", "path": "userName", "value": null }
+    ]})
+    .to_string();
+    assert_scim_error(&runner.request("PATCH", &format!("/Users/{id}"), Some(&token), Some(&bad), &[]), 400, None);
+    assert_eq!(runner.call("GET", &format!("/Users/{id}"), None).body["displayName"], "Changed");
+}
+
+/// The local runner's promises: a tenant and token on first start only,
+/// data that survives a crash, and the operator commands around it.
+#[test]
+fn local_runner_keeps_data_and_tokens_across_restarts() {
+    let dir = data_dir();
+    let first = serve(dir.path(), &[]);
+    let token = first.token();
+    assert_eq!(first.banner["tenant"], "default");
+    let created = first.call("POST", "/Users", Some(json!({ "schemas": [USER], "userName": "kept@example.com" })));
+    assert_eq!(created.status, 201);
+    // While it runs, the store is in use and the CLI says so.
+    let (ok, _, err) = lockstep(dir.path(), &["tenant", "list"]);
+    assert!(!ok && err.contains("in use"), "{err}");
+    drop(first); // SIGKILL: no clean shutdown
+
+    let second = serve(dir.path(), &[]);
+    assert_eq!(second.banner["token"], Value::Null, "no new token on later starts");
+    let found =
+        second.request("GET", "/Users?filter=userName%20eq%20%22kept%40example.com%22", Some(&token), None, &[]);
+    assert_eq!(found.body["totalResults"], 1, "{}", found.body);
+    drop(second);
+
+    let third = serve(dir.path(), &["--new-token"]);
+    let new_token = third.token();
+    assert_ne!(new_token, token);
+    for t in [&token, &new_token] {
+        assert_eq!(third.request("GET", "/Users", Some(t), None, &[]).status, 200);
+    }
+    drop(third);
+
+    // Tokens: list shows metadata only; revoke takes effect on next start.
+    let listed = lockstep_json(dir.path(), &["token", "list", "default"]);
+    let tokens = listed["tokens"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tokens.len(), 2);
+    assert!(!listed.to_string().contains(&token) && !listed.to_string().contains("hash"));
+    let first_id = tokens[0]["id"].as_str().unwrap_or_default().to_string();
+    lockstep_json(dir.path(), &["token", "revoke", "default", &first_id]);
+    let restricted = lockstep_json(
+        dir.path(),
+        &["token", "issue", "default", "--label", "office", "--allow", "203.0.113.0/24", "--expires", "30d"],
+    );
+    let restricted_token = restricted["token"].as_str().unwrap_or_default().to_string();
+    assert!(restricted["metadata"]["expires"].is_string());
+    let fourth = serve(dir.path(), &[]);
+    assert_eq!(fourth.request("GET", "/Users", Some(&token), None, &[]).status, 401, "revoked");
+    assert_eq!(fourth.request("GET", "/Users", Some(&new_token), None, &[]).status, 200);
+    assert_scim_error(&fourth.request("GET", "/Users", Some(&restricted_token), None, &[]), 403, None);
+}
+
+#[test]
+fn operator_commands_on_the_local_store() {
+    let dir = data_dir();
+    let created = lockstep_json(
+        dir.path(),
+        &[
+            "--public-url",
+            "https://scim.example.com/",
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme Corp",
+            "--set",
+            "deactivation=remove_from_groups",
+        ],
+    );
+    assert_eq!(created["base_url"], "https://scim.example.com/acme/scim/v2");
+    assert_eq!(created["tenant"]["settings"]["deactivation"], "remove_from_groups");
+
+    let (ok, _, err) = lockstep(dir.path(), &["tenant", "create", "acme"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = lockstep(dir.path(), &["tenant", "create", "Not Valid"]);
+    assert!(!ok && err.contains("not a valid tenant id"), "{err}");
+    let (ok, _, err) = lockstep(dir.path(), &["token", "issue", "ghost"]);
+    assert!(!ok && err.contains("no tenant 'ghost'"), "{err}");
+    let (ok, _, err) = lockstep(dir.path(), &["token", "issue", "acme", "--allow", "not-an-ip"]);
+    assert!(!ok && err.contains("not-an-ip"), "{err}");
+
+    let listed = lockstep_json(dir.path(), &["tenant", "list"]);
+    assert_eq!(listed["tenants"], json!(["acme"]));
+
+    let set =
+        lockstep_json(dir.path(), &["settings", "set", "acme", "user_name_must_be_email=true", "retention_days=30"]);
+    assert_eq!((set["user_name_must_be_email"].clone(), set["retention_days"].clone()), (json!(true), json!(30)));
+    let (ok, _, err) = lockstep(dir.path(), &["settings", "set", "acme", "colour=blue"]);
+    assert!(!ok && err.contains("no setting 'colour'"), "{err}");
+    let shown = lockstep_json(dir.path(), &["settings", "show", "acme"]);
+    assert_eq!(shown["deactivation"], "remove_from_groups");
+
+    // Text output, for people.
+    let (ok, text, _) = lockstep(dir.path(), &["token", "issue", "acme", "--label", "entra-prod"]);
+    assert!(ok && text.contains("Secret Token: lst_") && text.contains("not shown again"), "{text}");
+    let (ok, text, _) = lockstep(dir.path(), &["tenant", "show", "acme"]);
+    assert!(ok && text.contains("Acme Corp") && text.contains("tokens:        1"), "{text}");
+
+    // The settings apply to the running service: userName must be an email.
+    let runner = serve(dir.path(), &["--tenant", "acme", "--new-token"]);
+    let refused = runner.call("POST", "/Users", Some(json!({ "schemas": [USER], "userName": "not-an-email" })));
+    assert_scim_error(&refused, 400, Some("invalidValue"));
+}
+
+/// The origin (`http://127.0.0.1:port`) of a URL.
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_string()
+}
+
+fn url_path(url: &str) -> String {
+    url[origin(url).len()..].to_string()
+}
+
+/// One raw HTTP/1.1 exchange, for requests a client library would dress up.
+fn raw_http(url: &str, request: &str) -> String {
+    let host = origin(url).trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{host}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
