@@ -11,12 +11,16 @@ use lockstep_core::clock::SystemClock;
 use lockstep_core::{Directory, Limits};
 use lockstep_http::{App, Routes, logging, router};
 
+/// The CloudWatch namespace of the service's metrics.
+pub const METRICS_NAMESPACE: &str = "Lockstep";
+
 pub async fn serve(routes: Routes) -> Result<(), lambda_http::Error> {
     logging::init();
     let deployment = Deployment::for_function().inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
     let aws = deployment.connect().await.inspect_err(|e| tracing::error!(error = %e, "start-up"))?;
     let clock = Arc::new(SystemClock);
     let directory = Directory::new(aws.clients.table, clock.clone(), aws.cursor_key, Limits::default());
-    let app = App::new(directory, aws.clients.tokens, clock, deployment.public_url);
+    let mut app = App::new(directory, aws.clients.tokens, clock, deployment.public_url);
+    app.metrics = Some(logging::Metrics { namespace: METRICS_NAMESPACE.to_string(), stage: deployment.stage });
     lambda_http::run(router(Arc::new(app), routes)).await
 }

@@ -244,6 +244,7 @@ async fn deployed() -> Deployed {
         ("TOKEN_SECRET_PREFIX".to_string(), prefix),
         ("CURSOR_KEY_SECRET".to_string(), cursor_secret),
         ("RUST_LOG".to_string(), "info".to_string()),
+        ("STAGE".to_string(), "sandbox".to_string()),
     ]);
     Deployed { env, token, other_tenant_token }
 }
@@ -350,6 +351,10 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     assert_eq!(created_log["method"], "POST");
     assert!(created_log["request_id"].as_str().is_some_and(|id| !id.is_empty()));
     assert!(created_log["latency_ms"].is_number());
+    // In Lambda the line is also a CloudWatch EMF document.
+    assert_eq!(created_log["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Lockstep");
+    assert_eq!((created_log["Stage"].as_str(), created_log["StatusClass"].as_str()), (Some("sandbox"), Some("2xx")));
+    assert_eq!((created_log["Requests"].as_i64(), created_log["Tenant"].as_str()), (Some(1), Some("acme")));
     assert!(requests.iter().any(|v| v["status"] == 401 && v["route"] == "/Users/{id}"), "{all}");
 }
 

@@ -14,7 +14,7 @@ use lockstep_core::store::Table;
 use lockstep_core::{Directory, Kind, Limits, Tenant, TenantId, TenantSettings};
 use lockstep_embedded::EmbeddedTable;
 use scim_protocol::filter::Filter;
-use scim_protocol::schema::{group, user};
+use scim_protocol::schema::user;
 use scim_protocol::{Paging, PatchRequest, parse_resource};
 use serde_json::json;
 
@@ -78,42 +78,11 @@ async fn main() {
     let id = TenantId::parse("bench").expect("tenant id");
     let tenant: Tenant = dir.create_tenant(&id, "Bench", TenantSettings::default()).await.expect("tenant");
 
-    // Load through the real create path, without waiting for the disk.
+    // Load through the real create and PATCH paths, without waiting for the disk.
     table.bulk_load();
-    let started = Instant::now();
-    let mut ids = Vec::with_capacity(users);
-    for i in 0..users {
-        let attrs = parse_resource(
-            user(),
-            &json!({
-                "userName": format!("user{i:06}@example.com"),
-                "externalId": format!("ext-{i:06}"),
-                "name": { "givenName": "Test", "familyName": format!("User {i}") },
-                "emails": [{ "value": format!("user{i:06}@example.com"), "type": "work", "primary": true }],
-                "active": true
-            }),
-        )
-        .expect("valid user");
-        ids.push(dir.create(&tenant, Kind::User, attrs, &[]).await.expect("create").id);
-    }
-    let load_users = started.elapsed();
-    let started = Instant::now();
-    let big = dir
-        .create(
-            &tenant,
-            Kind::Group,
-            parse_resource(group(), &json!({ "displayName": "Everyone" })).expect("group"),
-            &[],
-        )
-        .await
-        .expect("group");
-    for chunk in ids[..members].chunks(100) {
-        let values: Vec<_> = chunk.iter().map(|id| json!({ "value": id })).collect();
-        let add = PatchRequest::parse(&json!({ "Operations": [{ "op": "Add", "path": "members", "value": values }] }))
-            .expect("patch");
-        dir.patch(&tenant, Kind::Group, &big.id, &add, None).await.expect("add members");
-    }
-    let load_group = started.elapsed();
+    let loaded = lockstep_cli::seed::load(&dir, &tenant, users, members).await.expect("load");
+    let (ids, big_id) = (loaded.user_ids, loaded.group_id.expect("group"));
+    let (load_users, load_group) = (loaded.users_took, loaded.group_took);
     table.finish_bulk_load().await.expect("flush");
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
 
@@ -177,7 +146,7 @@ async fn main() {
     rows.push(
         measure(&format!("add + remove 1 member, group of {members} (durable)"), 500, |i| {
             let (dir, tenant, gid, uid) =
-                (&dir, &tenant, big.id.clone(), ids[members + (i % (users - members).max(1))].clone());
+                (&dir, &tenant, big_id.clone(), ids[members + (i % (users - members).max(1))].clone());
             async move {
                 for op in ["add", "remove"] {
                     let body = if op == "add" {
@@ -203,7 +172,7 @@ async fn main() {
     );
     rows.push(
         measure(&format!("read all {members} members of the group"), 20, |_| {
-            let (dir, id, gid) = (&dir, &tenant.id, big.id.clone());
+            let (dir, id, gid) = (&dir, &tenant.id, big_id.clone());
             async move {
                 let mut after = None;
                 let mut n = 0;

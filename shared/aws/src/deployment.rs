@@ -22,6 +22,9 @@ pub struct Deployment {
     pub cursor_key_secret: Option<String>,
     /// `PUBLIC_URL`: the URL clients use, when a custom domain fronts the API.
     pub public_url: Option<String>,
+    /// `STAGE`: the stack's stage (`production`, `sandbox`), a dimension of
+    /// every metric.
+    pub stage: String,
 }
 
 /// The AWS clients of a deployment, built once.
@@ -57,6 +60,7 @@ impl Deployment {
             token_secret_prefix: setting("TOKEN_SECRET_PREFIX").unwrap_or_default(),
             cursor_key_secret: setting("CURSOR_KEY_SECRET"),
             public_url: setting("PUBLIC_URL"),
+            stage: setting("STAGE").unwrap_or_else(|| "default".to_string()),
         }
     }
 

@@ -51,8 +51,7 @@ pub enum Refusal {
 }
 
 pub fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 /// Equal-length byte comparison whose time does not depend on where the

@@ -113,6 +113,14 @@ impl EmbeddedTable {
         self.blocking(|db| db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)).await
     }
 
+    /// Reads run on the calling task: a read transaction over redb's page
+    /// cache takes microseconds and never waits for a lock or an fsync, and
+    /// handing it to the blocking pool would cost more than the read.
+    fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(&self.db)
+    }
+
+    /// Writes go to the blocking pool: a durable commit waits for the disk.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
@@ -235,8 +243,7 @@ fn past_range(sk: &str, cond: &SortKey) -> bool {
 #[async_trait]
 impl Table for EmbeddedTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let key = key.clone();
-        self.blocking(move |db| {
+        self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let items = txn.open_table(ITEMS).map_err(unavailable)?;
             match items.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)? {
@@ -244,15 +251,13 @@ impl Table for EmbeddedTable {
                 None => Ok(None),
             }
         })
-        .await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
         if keys.len() > MAX_BATCH_GETS {
             return Err(StoreError::Limit(format!("{} keys in one batch get; at most {MAX_BATCH_GETS}", keys.len())));
         }
-        let keys = keys.to_vec();
-        self.blocking(move |db| {
+        self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let items = txn.open_table(ITEMS).map_err(unavailable)?;
             let mut out = Vec::with_capacity(keys.len());
@@ -264,7 +269,6 @@ impl Table for EmbeddedTable {
             }
             Ok(out)
         })
-        .await
     }
 
     async fn write(&self, write: Write) -> Result<(), StoreError> {
@@ -325,8 +329,7 @@ impl Table for EmbeddedTable {
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
-        let query = query.clone();
-        self.blocking(move |db| {
+        self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             match query.index {
                 Index::Table => {
@@ -393,6 +396,5 @@ impl Table for EmbeddedTable {
                 }
             }
         })
-        .await
     }
 }

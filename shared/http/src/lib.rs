@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use lockstep_core::clock::Clock;
 use lockstep_core::tokens::TokenStore;
@@ -40,6 +40,8 @@ pub struct App {
     /// when it cannot be told from the request's Host header.
     pub public_url: Option<String>,
     pub body_limit: usize,
+    /// CloudWatch metrics in the request log lines (Lambda only).
+    pub metrics: Option<logging::Metrics>,
 }
 
 /// How long tenants and their token sets are cached.
@@ -67,6 +69,7 @@ impl App {
             options,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
             body_limit,
+            metrics: None,
         }
     }
 
@@ -145,7 +148,7 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
     Router::new()
         .nest("/{tenant}/scim/v2", scim)
         .fallback(no_route)
-        .layer(from_fn(logging::log_requests))
+        .layer(from_fn_with_state(Arc::clone(&app), logging::log_requests))
         .with_state(app)
 }
 
