@@ -6,8 +6,6 @@
 //!   Runtime API emulator, over DynamoDB and Secrets Manager on the local
 //!   emulator: configuration, client start-up, auth, SCIM, JSON logs.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +19,9 @@ use lockstep_core::tokens::{self, TokenSet, TokenStore};
 use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 use lockstep_http::{App, Routes, router};
-use lockstep_tests::lambda::{Outcome, RuntimeApi, http_api_event};
+use lockstep_tests::lambda::{LambdaProcess, http_api_event};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn tenant(id: &str) -> TenantId {
     TenantId::parse(id).unwrap_or_else(|e| panic!("{e:?}"))
@@ -165,46 +161,6 @@ async fn allow_lists_use_the_source_ip_api_gateway_saw() {
 
 // -- the function binaries under a Runtime API emulator ----------------------
 
-/// A function process, killed when dropped, whose stdout (the JSON logs) is
-/// collected.
-struct Function {
-    child: Child,
-    logs: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_function(binary: &str, env: &[(String, String)]) -> Function {
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
-    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
-    for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let logs = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                logs.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-    }
-    Function { child, logs }
-}
-
 struct Deployed {
     env: Vec<(String, String)>,
     token: String,
@@ -214,67 +170,15 @@ struct Deployed {
 /// A deployment on the emulators: the table, the cursor key secret, and two
 /// tenants with a token each, made the way an operator makes them.
 async fn deployed() -> Deployed {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let table_name = format!("lockstep-fn-{suffix}");
-    let dynamodb = lockstep_tests::dynamodb_client();
-    DynamoTable::create_table(&dynamodb, &table_name).await.unwrap_or_else(|e| panic!("{e}"));
-    let secrets = lockstep_tests::secrets_client();
-    let cursor_secret = format!("lockstep/{suffix}/cursor-key");
-    secrets
-        .create_secret()
-        .name(&cursor_secret)
-        .secret_string("k".repeat(48))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let prefix = format!("lockstep/{suffix}/tenants/");
-    let store = SecretsManagerTokens::new(secrets, &prefix);
+    let env = lockstep_tests::emulated_stack().await;
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let store = SecretsManagerTokens::new(lockstep_tests::secrets_client(), var("TOKEN_SECRET_PREFIX"));
     let key = CursorKey::new(vec![1u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    let directory = Directory::new(
-        Arc::new(DynamoTable::new(dynamodb, &table_name)),
-        Arc::new(SystemClock),
-        key,
-        Limits::default(),
-    );
+    let table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
+    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
     let token = tenant_with_token(&directory, &store, "acme", &[]).await;
     let other_tenant_token = tenant_with_token(&directory, &store, "zinc", &[]).await;
-    let mut env = lockstep_tests::emulator_env();
-    env.extend([
-        ("TABLE_NAME".to_string(), table_name),
-        ("TOKEN_SECRET_PREFIX".to_string(), prefix),
-        ("CURSOR_KEY_SECRET".to_string(), cursor_secret),
-        ("RUST_LOG".to_string(), "info".to_string()),
-        ("STAGE".to_string(), "sandbox".to_string()),
-    ]);
     Deployed { env, token, other_tenant_token }
-}
-
-/// A function process and the Runtime API it polls; the process is killed
-/// before the emulator stops (fields drop in order).
-struct Running {
-    function: Function,
-    runtime: RuntimeApi,
-}
-
-async fn run_function(binary: &str, name: &str, deployment: &Deployed) -> Running {
-    let runtime = RuntimeApi::start().await;
-    let mut env = deployment.env.clone();
-    env.extend(runtime.function_env(name));
-    Running { function: start_function(binary, &env), runtime }
-}
-
-impl Running {
-    async fn call(&self, event: Value) -> (u16, Value, Value) {
-        http_response(self.runtime.invoke(event, INVOKE_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}")))
-    }
-}
-
-/// The API Gateway response a function returned.
-fn http_response(outcome: Outcome) -> (u16, Value, Value) {
-    let Outcome::Response(response) = outcome else { panic!("the function failed the invocation: {outcome:?}") };
-    let status = response["statusCode"].as_u64().unwrap_or_default() as u16;
-    let body = response["body"].as_str().map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or(Value::Null));
-    (status, response["headers"].clone(), body)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -284,7 +188,7 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     let json_headers = [("authorization", auth.as_str()), ("content-type", "application/scim+json")];
 
     // users
-    let users = run_function(env!("CARGO_BIN_EXE_users"), "lockstep-users", &deployment).await;
+    let users = LambdaProcess::start(env!("CARGO_BIN_EXE_users"), "lockstep-users", &deployment.env).await;
     let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alex@contoso.com",
                       "name": {"givenName": "Alex", "familyName": "Wu"}})
     .to_string();
@@ -308,7 +212,7 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     assert_eq!(headers["www-authenticate"], "Bearer realm=\"scim\"");
 
     // groups
-    let groups = run_function(env!("CARGO_BIN_EXE_groups"), "lockstep-groups", &deployment).await;
+    let groups = LambdaProcess::start(env!("CARGO_BIN_EXE_groups"), "lockstep-groups", &deployment.env).await;
     let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering",
                       "members": [{"value": user_id}]})
     .to_string();
@@ -318,7 +222,7 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     assert_eq!(group["members"][0]["value"], json!(user_id));
 
     // discovery
-    let discovery = run_function(env!("CARGO_BIN_EXE_discovery"), "lockstep-discovery", &deployment).await;
+    let discovery = LambdaProcess::start(env!("CARGO_BIN_EXE_discovery"), "lockstep-discovery", &deployment.env).await;
     let event = http_api_event("GET", "/acme/scim/v2/ServiceProviderConfig", "", &json_headers, None);
     let (status, _, config) = discovery.call(event).await;
     assert_eq!(status, 200, "{config}");
@@ -333,7 +237,7 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut lines = Vec::new();
     for f in [&users, &groups, &discovery] {
-        lines.extend(f.function.logs.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        lines.extend(f.logs.lock().unwrap_or_else(|e| e.into_inner()).clone());
     }
     let all = lines.join("\n");
     assert!(!all.contains(&deployment.token) && !all.contains(&deployment.other_tenant_token), "a token was logged");
@@ -360,10 +264,8 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_without_its_configuration_fails_at_start_and_says_what_is_missing() {
-    let runtime = RuntimeApi::start().await;
-    let mut env = lockstep_tests::emulator_env();
-    env.extend(runtime.function_env("lockstep-users"));
-    let mut f = start_function(env!("CARGO_BIN_EXE_users"), &env);
+    let mut f =
+        LambdaProcess::start(env!("CARGO_BIN_EXE_users"), "lockstep-users", &lockstep_tests::emulator_env()).await;
     let status = (0..100)
         .find_map(|_| {
             std::thread::sleep(Duration::from_millis(50));
@@ -372,7 +274,7 @@ async fn a_function_without_its_configuration_fails_at_start_and_says_what_is_mi
         .unwrap_or_else(|| panic!("the function kept running without TABLE_NAME"));
     assert!(!status.success());
     std::thread::sleep(Duration::from_millis(100));
-    let logs = f.logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+    let logs = f.log_text();
     for name in ["TABLE_NAME", "TOKEN_SECRET_PREFIX", "CURSOR_KEY_SECRET"] {
         assert!(logs.contains(name), "the error names {name}: {logs}");
     }

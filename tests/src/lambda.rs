@@ -3,9 +3,11 @@
 //! HTTP API (payload format 2.0) events built from a captured fixture.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +34,8 @@ struct Invocation {
 }
 
 struct Shared {
+    /// When the function first asked for work: the end of its init.
+    first_poll: std::sync::Mutex<Option<Instant>>,
     queue: Mutex<mpsc::UnboundedReceiver<Invocation>>,
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: watch::Sender<Option<String>>,
@@ -44,6 +48,7 @@ pub struct RuntimeApi {
     queue: mpsc::UnboundedSender<Invocation>,
     init_error: watch::Receiver<Option<String>>,
     server: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl Drop for RuntimeApi {
@@ -53,6 +58,7 @@ impl Drop for RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    shared.first_poll.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Instant::now);
     // Long poll, as the real API does: the function waits here between invocations.
     let Some(invocation) = shared.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
@@ -105,14 +111,18 @@ impl RuntimeApi {
     pub async fn start() -> Self {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (init_tx, init_rx) = watch::channel(None);
-        let shared =
-            Arc::new(Shared { queue: Mutex::new(queue_rx), pending: Mutex::new(HashMap::new()), init_error: init_tx });
+        let shared = Arc::new(Shared {
+            first_poll: std::sync::Mutex::new(None),
+            queue: Mutex::new(queue_rx),
+            pending: Mutex::new(HashMap::new()),
+            init_error: init_tx,
+        });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(shared);
+            .with_state(Arc::clone(&shared));
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
             Err(e) => panic!("binding the Runtime API emulator: {e}"),
@@ -124,7 +134,12 @@ impl RuntimeApi {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { address, queue: queue_tx, init_error: init_rx, server }
+        Self { address, queue: queue_tx, init_error: init_rx, server, shared }
+    }
+
+    /// When the function first polled for an invocation, if it has.
+    pub fn first_poll(&self) -> Option<Instant> {
+        *self.shared.first_poll.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The environment a function process needs to run under this emulator.
@@ -157,6 +172,79 @@ impl RuntimeApi {
             }
             _ = tokio::time::sleep(timeout) => Err(format!("no answer within {timeout:?}")),
         }
+    }
+}
+
+impl Outcome {
+    /// The API Gateway response a function returned: status, headers, and
+    /// the body parsed as JSON (`null` when empty). Panics on an error outcome.
+    pub fn http(self) -> (u16, Value, Value) {
+        let Outcome::Response(response) = self else { panic!("the function failed the invocation: {self:?}") };
+        let status = u16::try_from(response["statusCode"].as_u64().unwrap_or_default()).unwrap_or_default();
+        let body = response["body"].as_str().map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or(Value::Null));
+        (status, response["headers"].clone(), body)
+    }
+}
+
+/// A function binary running as Lambda runs it: started with the Lambda
+/// environment, polling its own Runtime API emulator. Its stdout and stderr
+/// (the JSON logs) are collected. The process is killed before the emulator
+/// stops (fields drop in order).
+pub struct LambdaProcess {
+    pub child: Child,
+    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
+    pub runtime: RuntimeApi,
+    pub started: Instant,
+}
+
+impl Drop for LambdaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LambdaProcess {
+    /// Start `binary` with exactly `env` plus the Lambda variables (nothing
+    /// inherited from the test's own environment).
+    pub async fn start(binary: &str, name: &str, env: &[(String, String)]) -> Self {
+        let runtime = RuntimeApi::start().await;
+        let mut all = env.to_vec();
+        all.extend(runtime.function_env(name));
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .envs(all.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let logs = Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    logs.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            });
+        }
+        Self { child, logs, runtime, started }
+    }
+
+    /// Invoke with an event and return the HTTP response (status, headers, body).
+    pub async fn call(&self, event: Value) -> (u16, Value, Value) {
+        match self.runtime.invoke(event, Duration::from_secs(30)).await {
+            Ok(outcome) => outcome.http(),
+            Err(e) => panic!("{e}; the function's output:\n{}", self.log_text()),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
     }
 }
 

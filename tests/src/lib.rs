@@ -206,6 +206,49 @@ pub fn emulator_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// A binary of another workspace package, built first (a no-op when it
+/// is up to date): integration tests only get their own package's binaries.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .current_dir(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} --bin {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    target.join("debug").join(name)
+}
+
+/// The resources a deployed stack provides, made on the emulator: the
+/// table, the cursor-key secret, and the token secret prefix. Returns the
+/// environment the functions and the operator CLI read.
+pub async fn emulated_stack() -> Vec<(String, String)> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let table_name = format!("lockstep-{suffix}");
+    if let Err(e) = DynamoTable::create_table(&dynamodb_client(), &table_name).await {
+        panic!("creating table {table_name} on the emulator: {e}");
+    }
+    let cursor_secret = format!("lockstep/{suffix}/cursor-key");
+    if let Err(e) = secrets_client().create_secret().name(&cursor_secret).secret_string("k".repeat(64)).send().await {
+        panic!("creating {cursor_secret}: {e:?}");
+    }
+    let mut env = emulator_env();
+    env.extend([
+        ("TABLE_NAME".to_string(), table_name),
+        ("TOKEN_SECRET_PREFIX".to_string(), format!("lockstep/{suffix}/tenants/")),
+        ("CURSOR_KEY_SECRET".to_string(), cursor_secret),
+        ("STAGE".to_string(), "sandbox".to_string()),
+        ("RUST_LOG".to_string(), "info".to_string()),
+    ]);
+    env
+}
+
 /// A fresh, empty table on the emulator.
 pub async fn dynamodb_table() -> DynamoTable {
     let client = dynamodb_client();

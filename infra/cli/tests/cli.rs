@@ -716,3 +716,97 @@ fn raw_http(url: &str, request: &str) -> String {
     let _ = stream.read_to_string(&mut response);
     response
 }
+
+/// The operator CLI against a deployment (DynamoDB and Secrets Manager on
+/// the emulator, reached through the SDK's standard endpoint override), and
+/// a function binary under the Lambda Runtime API serving the tenant and
+/// token the CLI made, from the same table and secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_on_aws_then_a_function_serves_its_tenant_and_token() {
+    use lockstep_tests::lambda::{LambdaProcess, http_api_event};
+
+    let mut stack = lockstep_tests::emulated_stack().await;
+    stack.push(("PUBLIC_URL".to_string(), "https://scim.example.com".to_string()));
+    let aws = |args: &[&str]| -> (bool, String, String) {
+        let out = Command::new(LOCKSTEP)
+            .args(["--backend", "aws"])
+            .args(args)
+            .env_clear()
+            .envs(stack.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap_or_else(|e| panic!("running lockstep: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let aws_json = |args: &[&str]| -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = aws(&all);
+        assert!(ok, "lockstep --backend aws {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+
+    let created = aws_json(&["tenant", "create", "acme", "--name", "Acme"]);
+    assert_eq!(created["base_url"], "https://scim.example.com/acme/scim/v2");
+    let issued = aws_json(&["token", "issue", "acme", "--label", "entra-prod", "--expires", "365d"]);
+    let token = issued["token"].as_str().unwrap_or_default().to_string();
+    assert!(token.starts_with("lst_"));
+    let (ok, text, _) = aws(&["token", "list", "acme"]);
+    assert!(ok && text.contains("entra-prod") && !text.contains(&token), "{text}");
+    // Only the hash is in the secret.
+    let prefix = stack.iter().find(|(k, _)| k == "TOKEN_SECRET_PREFIX").map(|(_, v)| v.clone()).unwrap_or_default();
+    let secret = lockstep_tests::secrets_client()
+        .get_secret_value()
+        .secret_id(format!("{prefix}acme"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let stored = secret.secret_string().unwrap_or_default();
+    assert!(stored.contains("entra-prod") && !stored.contains(&token), "{stored}");
+    let set = aws_json(&["settings", "set", "acme", "user_name_must_be_email=true"]);
+    assert_eq!(set["user_name_must_be_email"], true);
+    let (ok, _, err) = aws(&["serve"]);
+    assert!(!ok && err.contains("local store only"), "{err}");
+
+    // A users function, under the Runtime API emulator, on the same stack.
+    let users_binary = lockstep_tests::workspace_binary("lockstep-functions", "users");
+    let users = LambdaProcess::start(&users_binary.to_string_lossy(), "lockstep-users", &stack).await;
+    let auth = format!("Bearer {token}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/scim+json")];
+    let body = json!({ "schemas": [USER], "userName": "ada@acme.example" }).to_string();
+    let (status, _, created_user) =
+        users.call(http_api_event("POST", "/acme/scim/v2/Users", "", &headers, Some(&body))).await;
+    assert_eq!(status, 201, "{created_user}");
+    assert_eq!(
+        created_user["meta"]["location"]
+            .as_str()
+            .map(|l| l.starts_with("https://scim.example.com/acme/scim/v2/Users/")),
+        Some(true)
+    );
+    let not_email = json!({ "schemas": [USER], "userName": "ada" }).to_string();
+    let (status, _, refused) =
+        users.call(http_api_event("POST", "/acme/scim/v2/Users", "", &headers, Some(&not_email))).await;
+    assert_eq!(status, 400, "the tenant's settings apply: {refused}");
+    drop(users);
+
+    // Revoked with the CLI: a function that loads the token set refuses it.
+    let id = issued["metadata"]["id"].as_str().unwrap_or_default().to_string();
+    aws_json(&["token", "revoke", "acme", &id]);
+    let users = LambdaProcess::start(&users_binary.to_string_lossy(), "lockstep-users", &stack).await;
+    let (status, headers, _) =
+        users.call(http_api_event("GET", "/acme/scim/v2/Users", "", &[("authorization", auth.as_str())], None)).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"scim\"");
+
+    // Without the stack's settings, the CLI says what it needs.
+    let out = Command::new(LOCKSTEP)
+        .args(["--backend", "aws", "tenant", "list"])
+        .env_clear()
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("TABLE_NAME") && err.contains("TOKEN_SECRET_PREFIX"), "{err}");
+}
