@@ -5,7 +5,7 @@
 //! token stops working within that time and most requests read nothing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{OriginalUri, Request, State};
@@ -15,7 +15,6 @@ use http::header;
 use lockstep_core::tokens::{Refusal, TokenSet, TokenStore};
 use lockstep_core::{Tenant, TenantId};
 use scim_protocol::ScimError;
-use tokio::sync::Mutex;
 
 use crate::error::ApiError;
 use crate::extract::client_ip;
@@ -31,6 +30,7 @@ struct Entry {
 pub struct TenantCache {
     store: Arc<dyn TokenStore>,
     ttl: Duration,
+    // A plain mutex: it is held for a map lookup or insert, never across an await.
     entries: Mutex<HashMap<TenantId, Arc<Entry>>>,
 }
 
@@ -43,9 +43,16 @@ impl TenantCache {
         &self.store
     }
 
+    /// The map, even if a thread panicked while holding it: every write
+    /// is a single insert or retain, so it is never left half-changed.
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn get(&self, app: &App, id: &TenantId) -> Result<Arc<Entry>, ApiError> {
-        if let Some(e) = self.entries.lock().await.get(id).filter(|e| e.loaded.elapsed() < self.ttl) {
-            return Ok(Arc::clone(e));
+        let cached = self.entries().get(id).filter(|e| e.loaded.elapsed() < self.ttl).cloned();
+        if let Some(e) = cached {
+            return Ok(e);
         }
         let (tenant, tokens) = tokio::join!(app.directory.tenant(id), self.store.load(id));
         let entry = Arc::new(Entry {
@@ -53,18 +60,13 @@ impl TenantCache {
             tenant: tenant?,
             tokens: tokens.map_err(lockstep_core::Error::from)?,
         });
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.entries();
         // Bounded: a flood of made-up tenant ids must not grow it forever.
         if entries.len() >= 10_000 {
             entries.retain(|_, e| e.loaded.elapsed() < self.ttl);
         }
         entries.insert(id.clone(), Arc::clone(&entry));
         Ok(entry)
-    }
-
-    /// Forget a tenant, so that token changes apply at once (local tools).
-    pub async fn invalidate(&self, id: &TenantId) {
-        self.entries.lock().await.remove(id);
     }
 }
 
