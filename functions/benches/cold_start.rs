@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use lockstep_aws::{DynamoTable, SecretsManagerTokens};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
+use lockstep_core::store::{Key, Table};
 use lockstep_core::tokens::{self, TokenSet, TokenStore};
 use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
 use lockstep_tests::lambda::{LambdaProcess, http_api_event};
@@ -48,20 +49,29 @@ async fn main() {
     store.save(&tenant, &TokenSet { tokens: vec![record] }).await.expect("save token");
     let auth = format!("Bearer {token}");
 
-    // One round trip to the emulator, for scale: every cold start makes
-    // four (cursor key, table warm-up, tenant, token set) before answering.
+    // The emulator's share of a cold start, measured from this (warm)
+    // process: a cold start waits on pairs of concurrent calls, one after
+    // another: (cursor key secret, table warm-up) at init, (tenant item,
+    // token secret) at the first request, then the request's own read
+    // (users and groups; discovery answers from memory).
+    let warm_table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
+    let probe = Key::new("WARMUP", "WARMUP");
     let started = Instant::now();
     for _ in 0..20 {
-        store.load(&tenant).await.expect("load");
+        let (secret, item) = tokio::join!(store.load(&tenant), warm_table.get(&probe));
+        secret.expect("secret read");
+        item.expect("table read");
     }
-    let round_trip = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
+    let pair_ms = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
 
-    println!("| function | binary size | init (start → first poll) p50 | first response p50 | p90 | max |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (binary, name, path, query) in [
-        (env!("CARGO_BIN_EXE_users"), "users", "/acme/scim/v2/Users", "filter=userName%20eq%20%22x%22"),
-        (env!("CARGO_BIN_EXE_groups"), "groups", "/acme/scim/v2/Groups", "filter=displayName%20eq%20%22x%22"),
-        (env!("CARGO_BIN_EXE_discovery"), "discovery", "/acme/scim/v2/ServiceProviderConfig", ""),
+    println!(
+        "| function | binary (bench build, unstripped) | init (start → first poll) p50 | first response p50 | p90 | max | p50 less emulator I/O |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (binary, name, path, query, waits) in [
+        (env!("CARGO_BIN_EXE_users"), "users", "/acme/scim/v2/Users", "filter=userName%20eq%20%22x%22", 3.0),
+        (env!("CARGO_BIN_EXE_groups"), "groups", "/acme/scim/v2/Groups", "filter=displayName%20eq%20%22x%22", 3.0),
+        (env!("CARGO_BIN_EXE_discovery"), "discovery", "/acme/scim/v2/ServiceProviderConfig", "", 2.0),
     ] {
         let mut init = Vec::with_capacity(runs);
         let mut first = Vec::with_capacity(runs);
@@ -76,16 +86,18 @@ async fn main() {
             first.push(answered);
         }
         let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
+        let first_p50 = percentile(&mut first, 0.5);
         println!(
-            "| {name} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            "| {name} | {:.1} MB | {:.1} ms | {first_p50:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
             size as f64 / 1e6,
             percentile(&mut init, 0.5),
-            percentile(&mut first, 0.5),
             percentile(&mut first, 0.9),
             percentile(&mut first, 1.0),
+            first_p50 - waits * pair_ms,
         );
     }
     println!(
-        "\n{runs} cold starts each; one emulator round trip (Secrets Manager read) took {round_trip:.2} ms on average."
+        "\n{runs} cold starts each; one pair of concurrent emulator calls (a secret and a table read) took \
+         {pair_ms:.2} ms on average; a cold start waits on three such pairs (two for discovery)."
     );
 }

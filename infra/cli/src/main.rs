@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// The local runner allocates per request on every worker thread; mimalloc
+// keeps that off a shared lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = lockstep_cli::Cli::parse();

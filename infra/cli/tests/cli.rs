@@ -456,7 +456,10 @@ fn okta_provisioning_cycle() {
     assert_eq!(seen, again, "pages are slices of one stable order");
     assert_eq!(seen.len(), 7);
 
-    // Groups: push a group, rename it the Okta way, add and remove members.
+    // Groups: push a group, rename it the Okta way, add and remove members
+    // (the test user and one of the paged users; pages are in id order, so
+    // any position may hold the test user).
+    let other = seen.iter().find(|u| **u != id).cloned().unwrap_or_default();
     let group = runner.call(
         "POST",
         "/Groups",
@@ -474,7 +477,7 @@ fn okta_provisioning_cycle() {
         "PATCH",
         &format!("/Groups/{gid}"),
         Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "add", "path": "members",
-            "value": [{ "value": id, "display": "test.user@okta.local" }, { "value": seen[1], "display": "pager" }] }] })),
+            "value": [{ "value": id, "display": "test.user@okta.local" }, { "value": other, "display": "pager" }] }] })),
     );
     assert_eq!(add.status, 200, "{}", add.body);
     let remove = runner.call(
@@ -483,7 +486,7 @@ fn okta_provisioning_cycle() {
         Some(json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "remove", "path": format!("members[value eq \"{id}\"]") }] })),
     );
     assert_eq!(remove.status, 200, "{}", remove.body);
-    assert_eq!(member_ids(&runner.call("GET", &format!("/Groups/{gid}"), None).body), vec![seen[1].clone()]);
+    assert_eq!(member_ids(&runner.call("GET", &format!("/Groups/{gid}"), None).body), vec![other.clone()]);
 
     // Okta's group push replaces the whole membership with PUT.
     let put = runner.call(
@@ -596,6 +599,67 @@ fn refusals_are_scim_errors() {
 
 /// The local runner's promises: a tenant and token on first start only,
 /// data that survives a crash, and the operator commands around it.
+/// Clients reuse connections (Entra and Okta both keep them alive). A
+/// refusal that answers before the request's body has arrived must not
+/// leave that body to be read as the next request, nor close a connection
+/// the client is about to reuse; a body over the limit is refused with
+/// `Connection: close`, because the server leaves the rest of it unread.
+#[test]
+fn refusals_leave_kept_alive_connections_usable() {
+    let dir = data_dir();
+    let runner = serve(dir.path(), &[]);
+    let (base, token) = (runner.base_url(), runner.token());
+    let (host, path) = (origin(&base).trim_start_matches("http://").to_string(), url_path(&base));
+    let stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{host}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    let mut writer = stream.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    let mut reader = BufReader::new(stream);
+    let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"late@example.com"}"#;
+
+    for (method, route, bearer, status) in [
+        ("POST", "/Bulk", token.as_str(), 501),
+        ("POST", "/Users", "lst_wrong", 401),
+        ("PUT", "/Nowhere", token.as_str(), 404),
+        ("DELETE", "/Users", token.as_str(), 405),
+        ("POST", "/Users", token.as_str(), 201),
+    ] {
+        let head = format!(
+            "{method} {path}{route} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        writer.flush().unwrap_or_else(|e| panic!("{e}"));
+        // The body follows the headers late, as over a slow network.
+        std::thread::sleep(Duration::from_millis(50));
+        writer.write_all(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let (got, headers, text) = read_response(&mut reader);
+        assert_eq!(got, status, "{method} {route}: {text}");
+        assert!(
+            !headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")),
+            "{method} {route} closed the connection"
+        );
+    }
+    let head = format!(
+        "GET {path}/Users?filter=userName%20eq%20%22late@example.com%22 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let (got, _, text) = read_response(&mut reader);
+    assert_eq!(got, 200, "{text}");
+    let list: Value = serde_json::from_str(&text).unwrap_or_default();
+    assert_eq!(list["totalResults"], 1, "exactly the one create went through: {text}");
+
+    let declared = 4 << 20;
+    let head = format!(
+        "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: {declared}\r\n\r\n{{\"userName\":\""
+    );
+    writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let (got, headers, text) = read_response(&mut reader);
+    assert_eq!(got, 413, "{text}");
+    assert!(headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")), "{headers:?}");
+}
+
 #[test]
 fn local_runner_keeps_data_and_tokens_across_restarts() {
     let dir = data_dir();
@@ -704,6 +768,30 @@ fn origin(url: &str) -> String {
 
 fn url_path(url: &str) -> String {
     url[origin(url).len()..].to_string()
+}
+
+/// One HTTP/1.1 response read off a kept-alive connection: status, headers
+/// (lowercase names) and body.
+fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>, String) {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap_or_else(|e| panic!("reading the status line: {e}"));
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap_or_else(|e| panic!("reading headers: {e}"));
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap_or_else(|e| panic!("reading the body: {e}"));
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// One raw HTTP/1.1 exchange, for requests a client library would dress up.

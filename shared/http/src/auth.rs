@@ -15,6 +15,7 @@ use http::header;
 use lockstep_core::tokens::{Refusal, TokenSet, TokenStore};
 use lockstep_core::{Tenant, TenantId};
 use scim_protocol::ScimError;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::extract::client_ip;
@@ -111,12 +112,10 @@ pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: N
         }
     };
     // Everything logged while serving the request names the tenant and token.
-    let span = tracing::Span::current();
-    span.record("tenant", id.as_str());
-    span.record("token", token_id.as_str());
+    let span = crate::logging::authenticated_span(&req, &path, id.as_str(), &token_id);
     let base_url = app.base_url(&req, &id);
     req.extensions_mut().insert(RequestCtx { tenant, base_url });
-    let mut response = next.run(req).await;
+    let mut response = next.run(req).instrument(span).await;
     response.extensions_mut().insert(Authenticated { tenant: id, token: token_id });
     Ok(response)
 }

@@ -5,8 +5,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, Request};
-use http::header;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
@@ -51,6 +54,33 @@ impl FromRequest<Arc<App>> for ScimJson {
         serde_json::from_slice(&bytes)
             .map(ScimJson)
             .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
+    }
+}
+
+/// Reads the request body whole, up to the body limit, before routing. A
+/// response sent before its request's body was read makes the server close
+/// the connection, which a client may already be reusing for its next
+/// request; with the body read first, every response (401s, 404s and 501s
+/// included) leaves the connection reusable. A body over the limit is
+/// refused with 413 and `Connection: close`, because the rest of it is
+/// left unread.
+pub async fn read_whole_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let limit = app.body_limit;
+    let too_large = || {
+        let mut response =
+            ApiError(ScimError::payload_too_large(format!("the body is larger than {limit} bytes"))).into_response();
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => too_large(),
+        Err(_) => ApiError(ScimError::invalid_syntax("the request body could not be read")).into_response(),
     }
 }
 

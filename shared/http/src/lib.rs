@@ -148,6 +148,7 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
     Router::new()
         .nest("/{tenant}/scim/v2", scim)
         .fallback(no_route)
+        .layer(from_fn_with_state(Arc::clone(&app), extract::read_whole_body))
         .layer(from_fn_with_state(Arc::clone(&app), logging::log_requests))
         .with_state(app)
 }

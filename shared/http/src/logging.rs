@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderValue;
+use serde::Serialize;
 use tracing::Instrument;
 
 use crate::App;
@@ -18,9 +19,19 @@ use crate::extract::request_id;
 
 /// Set up JSON logging once per process; `RUST_LOG` overrides the level.
 pub fn init() {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = json_subscriber(std::io::stdout).try_init();
+}
+
+/// The process's log format: one JSON object per line, event fields at the
+/// top level beside the current span's fields (request id, tenant, token).
+pub fn json_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .with_current_span(true)
@@ -28,7 +39,8 @@ pub fn init() {
         .flatten_event(true)
         .with_target(false)
         .without_time()
-        .try_init();
+        .with_writer(writer)
+        .finish()
 }
 
 /// The route template of a path: tenant and ids replaced, so logs and
@@ -69,72 +81,125 @@ pub struct RequestRecord<'a> {
     pub latency_ms: f64,
 }
 
+/// The request line as serialized: the fields, then (in Lambda) the EMF
+/// members and directive.
+#[derive(Serialize)]
+struct Line<'a> {
+    level: &'static str,
+    message: &'static str,
+    request_id: &'a str,
+    tenant: Option<&'a str>,
+    token: Option<&'a str>,
+    method: &'a str,
+    route: &'a str,
+    status: u16,
+    latency_ms: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    emf: Option<Emf<'a>>,
+}
+
+/// CloudWatch Embedded Metric Format: dimension and metric values as
+/// members of the line, described by the `_aws` directive.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Emf<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
+    stage: &'a str,
+    route: &'a str,
+    method: &'a str,
+    status_class: &'static str,
+    requests: u8,
+    latency: f64,
+    #[serde(rename = "_aws")]
+    directive: Directive<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    timestamp: i64,
+    cloud_watch_metrics: [MetricSet<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricSet<'a> {
+    namespace: &'a str,
+    dimensions: &'static [&'static [&'static str]],
+    metrics: [MetricDef; 2],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricDef {
+    name: &'static str,
+    unit: &'static str,
+}
+
+const DIMENSIONS: &[&[&str]] = &[&["Stage", "Route", "Method", "StatusClass"], &["Stage", "StatusClass"]];
+const DIMENSIONS_WITH_TENANT: &[&[&str]] =
+    &[&["Stage", "Route", "Method", "StatusClass"], &["Stage", "StatusClass"], &["Stage", "Tenant"]];
+
 impl RequestRecord<'_> {
     /// The request's one log line. With `metrics`, the line is also an EMF
     /// document: CloudWatch Logs turns it into the `Requests` and `Latency`
     /// metrics by route, method and status class, and by tenant, with no
     /// API call on the request path.
-    pub fn to_json(&self, metrics: Option<&Metrics>, now_ms: i64) -> serde_json::Value {
-        let status_class = format!("{}xx", self.status / 100);
-        let mut line = serde_json::json!({
-            "level": if self.status >= 500 { "ERROR" } else { "INFO" },
-            "message": "request",
-            "request_id": self.request_id,
-            "tenant": self.tenant,
-            "token": self.token,
-            "method": self.method,
-            "route": self.route,
-            "status": self.status,
-            "latency_ms": self.latency_ms,
+    pub fn to_line(&self, metrics: Option<&Metrics>, now_ms: i64) -> String {
+        let status_class = match self.status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        let emf = metrics.map(|m| Emf {
+            tenant: self.tenant,
+            stage: &m.stage,
+            route: self.route,
+            method: self.method,
+            status_class,
+            requests: 1,
+            latency: self.latency_ms,
+            directive: Directive {
+                timestamp: now_ms,
+                cloud_watch_metrics: [MetricSet {
+                    namespace: &m.namespace,
+                    dimensions: if self.tenant.is_some() { DIMENSIONS_WITH_TENANT } else { DIMENSIONS },
+                    metrics: [
+                        MetricDef { name: "Requests", unit: "Count" },
+                        MetricDef { name: "Latency", unit: "Milliseconds" },
+                    ],
+                }],
+            },
         });
-        if let (Some(m), Some(o)) = (metrics, line.as_object_mut()) {
-            let mut dimensions = vec![
-                serde_json::json!(["Stage", "Route", "Method", "StatusClass"]),
-                serde_json::json!(["Stage", "StatusClass"]),
-            ];
-            if let Some(t) = self.tenant {
-                o.insert("Tenant".into(), t.into());
-                dimensions.push(serde_json::json!(["Stage", "Tenant"]));
-            }
-            o.insert("Stage".into(), m.stage.clone().into());
-            o.insert("Route".into(), self.route.into());
-            o.insert("Method".into(), self.method.into());
-            o.insert("StatusClass".into(), status_class.into());
-            o.insert("Requests".into(), 1.into());
-            o.insert("Latency".into(), self.latency_ms.into());
-            o.insert(
-                "_aws".into(),
-                serde_json::json!({
-                    "Timestamp": now_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": m.namespace,
-                        "Dimensions": dimensions,
-                        "Metrics": [
-                            { "Name": "Requests", "Unit": "Count" },
-                            { "Name": "Latency", "Unit": "Milliseconds" }
-                        ]
-                    }]
-                }),
-            );
-        }
-        line
+        let line = Line {
+            level: if self.status >= 500 { "ERROR" } else { "INFO" },
+            message: "request",
+            request_id: self.request_id,
+            tenant: self.tenant,
+            token: self.token,
+            method: self.method,
+            route: self.route,
+            status: self.status,
+            latency_ms: self.latency_ms,
+            emf,
+        };
+        // Serializing plain structs of strings and numbers cannot fail.
+        serde_json::to_string(&line).unwrap_or_default()
     }
 }
 
-/// Log every request: a span (request id; tenant and token once known)
-/// around everything logged while serving it, then one line for the
-/// request, written whole to stdout.
-pub async fn log_requests(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// Log every request: a span (request id, method, route) around
+/// everything logged while serving it, then one line for the request,
+/// written whole to stdout. Once a request is authenticated,
+/// [`crate::auth::authenticate`] serves the rest inside [`authenticated_span`].
+pub async fn log_requests(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let (method, route) = (req.method().to_string(), route_of(req.uri().path()));
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        tenant = tracing::field::Empty,
-        token = tracing::field::Empty,
-        method = %method,
-        route = %route,
-    );
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
     let mut response = next.run(req).instrument(span).await;
     let who = response.extensions().get::<Authenticated>();
@@ -148,7 +213,7 @@ pub async fn log_requests(State(app): State<Arc<App>>, req: Request, next: Next)
         latency_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
     };
     let now_ms = i64::try_from(app.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or_default();
-    let mut line = record.to_json(app.metrics.as_ref(), now_ms).to_string();
+    let mut line = record.to_line(app.metrics.as_ref(), now_ms);
     line.push('\n');
     // One write of the whole line, so lines from concurrent requests never interleave.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -156,6 +221,26 @@ pub async fn log_requests(State(app): State<Arc<App>>, req: Request, next: Next)
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// The request's id, as [`log_requests`] chose it (a generated one differs
+/// on every call of [`request_id`]).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The span of an authenticated request: the request's own fields plus
+/// tenant and token id. A new span rather than fields recorded into the
+/// request span later, because the JSON formatter re-parses a span's fields
+/// on every record, and the current span is the one printed with events.
+pub fn authenticated_span(req: &Request, path: &str, tenant: &str, token_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id = %req.extensions().get::<RequestId>().map_or_else(|| request_id(req), |id| id.0.clone()),
+        tenant = %tenant,
+        token = %token_id,
+        method = %req.method(),
+        route = %route_of(path),
+    )
 }
 
 #[cfg(test)]
@@ -174,7 +259,8 @@ mod tests {
             latency_ms: 12.5,
         };
         let metrics = Metrics { namespace: "Lockstep".into(), stage: "production".into() };
-        let line = record.to_json(Some(&metrics), 1_795_425_242_000);
+        let line: serde_json::Value =
+            serde_json::from_str(&record.to_line(Some(&metrics), 1_795_425_242_000)).unwrap_or_default();
         assert_eq!(line["level"], "ERROR");
         assert_eq!((line["StatusClass"].as_str(), line["Requests"].as_i64()), (Some("5xx"), Some(1)));
         let emf = &line["_aws"]["CloudWatchMetrics"][0];
@@ -191,7 +277,7 @@ mod tests {
         }
         assert!(emf["Dimensions"].as_array().is_some_and(|d| d.contains(&serde_json::json!(["Stage", "Tenant"]))));
 
-        let plain = record.to_json(None, 0);
+        let plain: serde_json::Value = serde_json::from_str(&record.to_line(None, 0)).unwrap_or_default();
         assert!(plain.get("_aws").is_none() && plain.get("Requests").is_none(), "no metrics outside Lambda");
         assert_eq!(plain["tenant"], "acme");
     }

@@ -7,6 +7,7 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
+use lockstep_core::store::{Item, Key, Page, Query, StoreError, Table, Write};
 use lockstep_core::tokens::{self, TokenSet, TokenStore};
 use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
@@ -23,12 +24,42 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// A table whose writes fail as an unreachable store's would.
+struct UnwritableTable(EmbeddedTable);
+
+#[async_trait::async_trait]
+impl Table for UnwritableTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.0.get(key).await
+    }
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        self.0.batch_get(keys).await
+    }
+    async fn write(&self, _: Write) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection reset by 10.0.0.7".into()))
+    }
+    async fn transact(&self, _: Vec<Write>) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection reset by 10.0.0.7".into()))
+    }
+    async fn batch_write(&self, _: Vec<Write>) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection reset by 10.0.0.7".into()))
+    }
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        self.0.query(query).await
+    }
+}
+
 async fn fixture(routes: Routes) -> Fixture {
+    fixture_over(routes, |table| Arc::new(table)).await
+}
+
+async fn fixture_over(routes: Routes, wrap: impl FnOnce(EmbeddedTable) -> Arc<dyn Table>) -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let table = EmbeddedTable::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("store.redb");
     let store = FileTokens::new(dir.path().join("tokens"));
     let key = CursorKey::new(vec![9u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
+    let seeding = EmbeddedTable::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let directory = Directory::new(Arc::new(seeding), Arc::new(SystemClock), key.clone(), Limits::default());
     let now = time::OffsetDateTime::now_utc();
     let mut texts = Vec::new();
     for (tenant, allow) in [("acme", vec![]), ("zinc", vec![]), ("acme", vec!["203.0.113.0/24".to_string()])] {
@@ -42,6 +73,9 @@ async fn fixture(routes: Routes) -> Fixture {
         store.save(&id, &set).await.unwrap_or_else(|e| panic!("{e}"));
         texts.push(text);
     }
+    drop(directory);
+    let table = EmbeddedTable::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let directory = Directory::new(wrap(table), Arc::new(SystemClock), key, Limits::default());
     let app = Arc::new(App::new(directory, Arc::new(store), Arc::new(SystemClock), None));
     Fixture {
         router: router(app, routes),
@@ -272,4 +306,69 @@ async fn root_search_spans_types() {
         400,
         Some("invalidFilter"),
     );
+}
+
+/// A shared buffer the JSON log formatter writes into.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The test process's logs, in the service's format. A process-wide
+/// subscriber rather than a scoped one: callsites cache whether anyone is
+/// interested, and tests on other threads without a subscriber would race
+/// a scoped one for that cache.
+fn captured_logs() -> CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let _ = tracing::subscriber::set_global_default(logging::json_subscriber(move || writer.clone()));
+        logs
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn a_store_failure_is_logged_with_its_request_and_tenant_and_hidden_from_the_client() {
+    let logs = captured_logs();
+    let f = fixture_over(Routes::All, |table| Arc::new(UnwritableTable(table))).await;
+
+    let reply = f
+        .send(
+            Method::POST,
+            USERS,
+            Some(&f.token.clone()),
+            Some(json!({"userName": "ada@example.com"})),
+            &[("x-request-id", "req-7f3a")],
+        )
+        .await;
+    assert!(reply.status.is_server_error(), "{:?}", reply.body);
+    let detail = reply.body["detail"].as_str().unwrap_or_default();
+    assert!(!detail.contains("10.0.0.7"), "the cause stays in the logs: {detail}");
+    assert_eq!(reply.headers.get("x-request-id").and_then(|v| v.to_str().ok()), Some("req-7f3a"));
+
+    let text =
+        String::from_utf8(logs.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()).unwrap_or_default();
+    let lines: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let failure = lines
+        .iter()
+        .find(|l| l["message"] == "request failed" && l["error"].as_str().is_some_and(|e| e.contains("10.0.0.7")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(failure["level"], "ERROR");
+    assert!(failure["error"].as_str().is_some_and(|e| e.contains("10.0.0.7")), "{failure}");
+    let span = &failure["span"];
+    assert_eq!((span["request_id"].as_str(), span["tenant"].as_str()), (Some("req-7f3a"), Some("acme")), "{failure}");
+    assert_eq!((span["method"].as_str(), span["route"].as_str()), (Some("POST"), Some("/Users")));
+    assert!(span["token"].as_str().is_some_and(|t| !t.is_empty() && t != f.token), "the token's id: {failure}");
+    assert!(!text.contains(&f.token) && !text.contains("ada@example.com"), "no token, no body in the logs: {text}");
 }
