@@ -13,7 +13,7 @@ use lockstep_aws::{DynamoTable, SecretsManagerTokens};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::{Key, Table};
-use lockstep_core::tokens::{self, TokenSet, TokenStore};
+use lockstep_core::tokens::{self, TokenStore};
 use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
 use lockstep_tests::lambda::{LambdaProcess, http_api_event};
 
@@ -46,7 +46,7 @@ async fn main() {
     let tenant = TenantId::parse("acme").expect("tenant id");
     directory.create_tenant(&tenant, "Acme", TenantSettings::default()).await.expect("tenant");
     let (token, record) = tokens::issue(None, None, vec![], time::OffsetDateTime::now_utc()).expect("token");
-    store.save(&tenant, &TokenSet { tokens: vec![record] }).await.expect("save token");
+    tokens::add(&store, &tenant, &record).await.expect("save token");
     let auth = format!("Bearer {token}");
 
     // The emulator's share of a cold start, measured from this (warm)

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use lockstep_aws::{DynamoTable, SecretsManagerTokens};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
-use lockstep_core::tokens::{self, TokenSet, TokenStore};
+use lockstep_core::tokens::{self, TokenStore};
 use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 use lockstep_http::{App, Routes, router};
@@ -36,9 +36,7 @@ async fn tenant_with_token(directory: &Directory, store: &dyn TokenStore, id: &s
     let allow = allow.iter().map(|s| s.to_string()).collect();
     let (text, record) = tokens::issue(Some("test".into()), None, allow, time::OffsetDateTime::now_utc())
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut set: TokenSet = store.load(&t).await.unwrap_or_else(|e| panic!("{e}"));
-    set.tokens.push(record);
-    store.save(&t, &set).await.unwrap_or_else(|e| panic!("{e}"));
+    tokens::add(store, &t, &record).await.unwrap_or_else(|e| panic!("{e}"));
     text
 }
 

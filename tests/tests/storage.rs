@@ -4,14 +4,17 @@
 //! of each operation counted per call.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use lockstep_aws::SecretsManagerTokens;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::counting::{Calls, CountingTable};
 use lockstep_core::cursor::CursorKey;
-use lockstep_core::store::{Cond, Index, Item, Key, Query, SortKey, StoreError, Table, Write};
+use lockstep_core::store::{Cond, Index, Item, Key, Page, Query, SortKey, StoreError, Table, Write};
 use lockstep_core::tenant::Deactivation;
+use lockstep_core::tokens::{self, Revision, TokenSet, TokenStore};
 use lockstep_core::{Directory, Kind, Limits, Stored, Tenant, TenantId, TenantSettings};
+use lockstep_embedded::FileTokens;
 use lockstep_tests::{Adapter, TestTable, fresh_table};
 use scim_protocol::filter::Filter;
 use scim_protocol::patch::MemberRef;
@@ -471,6 +474,120 @@ async fn concurrent_member_adds_lose_nothing(t: TestTable) {
     assert_eq!(final_version, Some(1 + 12), "each add bumped the version once");
 }
 
+/// A table that lets a test step in at a chosen moment: deleting an item
+/// just before the first batch of member entries is written (a concurrent
+/// delete landing between a member add's checks and its writes), or failing
+/// the first query of a partition (a delete that stops half-way).
+struct Interfering {
+    inner: Arc<dyn Table>,
+    delete_before_member_write: Mutex<Option<Key>>,
+    fail_query_of: Mutex<Option<String>>,
+}
+
+impl Interfering {
+    fn new(inner: Arc<dyn Table>) -> Self {
+        Self { inner, delete_before_member_write: Mutex::new(None), fail_query_of: Mutex::new(None) }
+    }
+
+    fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+        slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    fn set<T>(slot: &Mutex<Option<T>>, value: T) {
+        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
+    }
+}
+
+#[async_trait::async_trait]
+impl Table for Interfering {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        self.inner.write(write).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.inner.transact(writes).await
+    }
+    async fn batch_write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let adds_members = writes.iter().any(|w| matches!(w, Write::Put { item, .. } if item.pk.contains("#MEMBERS#")));
+        if adds_members && let Some(key) = Self::take(&self.delete_before_member_write) {
+            self.inner.write(Write::Delete { key, cond: Cond::Always }).await?;
+        }
+        self.inner.batch_write(writes).await
+    }
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        let fail =
+            self.fail_query_of.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() == Some(&query.pk);
+        if fail && Self::take(&self.fail_query_of).is_some() {
+            return Err(StoreError::Unavailable("the test stopped this query".into()));
+        }
+        self.inner.query(query).await
+    }
+}
+
+/// GIVEN a group WHEN a member, or the group itself, is deleted between a
+/// member add's existence checks and its writes THEN the add takes its
+/// entries back: no membership outlives its member or its group.
+async fn memberships_never_outlive_a_concurrent_delete(t: TestTable) {
+    let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
+    let dir = directory(table.clone());
+    let acme = tenant(&dir, "acme").await;
+    let stays = new_user(&dir, &acme, "stays@x.io").await;
+    let leaves = new_user(&dir, &acme, "leaves@x.io").await;
+    let g = new_group(&dir, &acme, "Racing", &[]).await;
+    let add_both = patch(json!({ "Operations": [{ "op": "add", "path": "members",
+        "value": [{ "value": stays.id }, { "value": leaves.id }] }] }));
+
+    Interfering::set(&table.delete_before_member_write, lockstep_core::model::resource("acme", Kind::User, &leaves.id));
+    let added = dir.patch(&acme, Kind::Group, &g.id, &add_both, None).await;
+    assert!(added.is_ok(), "the add is ordered before the delete: {:?}", added.err());
+    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([stays.id.clone()]));
+    assert_eq!(
+        dir.group_ids_of(&acme.id, &leaves.id).await.ok(),
+        Some(vec![]),
+        "no reverse entry for the deleted user"
+    );
+    assert_eq!(dir.group_ids_of(&acme.id, &stays.id).await.ok(), Some(vec![g.id.clone()]));
+
+    let doomed = new_group(&dir, &acme, "Doomed", &[]).await;
+    Interfering::set(
+        &table.delete_before_member_write,
+        lockstep_core::model::resource("acme", Kind::Group, &doomed.id),
+    );
+    let add_stays =
+        patch(json!({ "Operations": [{ "op": "add", "path": "members", "value": [{ "value": stays.id }] }] }));
+    let e = dir.patch(&acme, Kind::Group, &doomed.id, &add_stays, None).await.map_err(scim).err();
+    assert_eq!(e.map(|e| e.status), Some(404), "the group went first");
+    assert!(member_ids(&dir, &acme, &doomed.id).await.is_empty(), "the deleted group keeps no member entries");
+    assert_eq!(dir.group_ids_of(&acme.id, &stays.id).await.ok(), Some(vec![g.id.clone()]), "nor reverse entries");
+}
+
+/// GIVEN a user in a group WHEN its delete stops after removing the user
+/// THEN the membership is still there, and the identity provider's retry of
+/// the delete (answered 404) removes it.
+async fn a_retried_delete_finishes_the_cleanup(t: TestTable) {
+    let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
+    let dir = directory(table.clone());
+    let acme = tenant(&dir, "acme").await;
+    let u = new_user(&dir, &acme, "half@x.io").await;
+    let g = new_group(&dir, &acme, "Half", &[&u]).await;
+
+    Interfering::set(&table.fail_query_of, lockstep_core::model::member_of_pk("acme", &u.id));
+    let first = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    assert_eq!(first.map(|e| e.status), Some(500));
+    assert_eq!(dir.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err().map(|e| e.status), Some(404));
+    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind by the failure");
+
+    let retry = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    assert_eq!(retry.map(|e| e.status), Some(404));
+    assert!(member_ids(&dir, &acme, &g.id).await.is_empty(), "the retry removed the membership");
+    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
+}
+
 /// GIVEN a group of n members WHEN one member is added THEN the calls made
 /// do not depend on n (docs/DATA_MODEL.md).
 async fn member_add_cost_is_independent_of_group_size(t: TestTable) {
@@ -492,8 +609,9 @@ async fn member_add_cost_is_independent_of_group_size(t: TestTable) {
     assert_eq!(costs[0], costs[1], "adding one member to a group of 10 and of {big}");
     assert_eq!(
         costs[0],
-        Calls { get: 2, batch_get: 1, write: 1, transact: 0, batch_write: 1, query: 0 },
-        "1 read of the group, 1 batch read to check the member, 1 batch of 2 writes, 1 version bump, 1 read back"
+        Calls { get: 2, batch_get: 2, write: 1, transact: 0, batch_write: 1, query: 0 },
+        "1 read of the group, 1 batch read to check the member, 1 batch of 2 writes, \
+         1 batch read to check it again, 1 version bump, 1 read back"
     );
 }
 
@@ -701,6 +819,62 @@ async fn group_names_by_policy(t: TestTable) {
     assert_eq!(found, BTreeSet::from([one.id, two.id]));
 }
 
+// -- token sets ---------------------------------------------------------------
+
+/// GIVEN a tenant's token set WHEN eight operators issue a token at once
+/// and then one revokes THEN every change is kept; a save from a stale read
+/// is refused rather than overwriting.
+async fn token_changes_are_never_lost(store: Arc<dyn TokenStore>) {
+    let acme = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let now = time::OffsetDateTime::now_utc();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (store, acme) = (Arc::clone(&store), acme.clone());
+        tasks.push(tokio::spawn(async move {
+            let (_, record) =
+                tokens::issue(Some(format!("operator {i}")), None, Vec::new(), now).unwrap_or_else(|e| panic!("{e}"));
+            tokens::add(store.as_ref(), &acme, &record).await.map(|()| record.id)
+        }));
+    }
+    let mut issued = BTreeSet::new();
+    for task in tasks {
+        let id = task.await.unwrap_or_else(|e| panic!("{e}"));
+        issued.insert(id.unwrap_or_else(|e| panic!("a concurrent issue failed: {e}")));
+    }
+    let kept = |set: &TokenSet| set.tokens.iter().map(|t| t.id.clone()).collect::<BTreeSet<_>>();
+    let set = store.load(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept(&set), issued, "all eight tokens kept");
+
+    let (stale, stale_revision) = store.read(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    let gone = issued.first().cloned().unwrap_or_default();
+    let revoked = tokens::update(store.as_ref(), &acme, |set| {
+        let before = set.tokens.len();
+        set.tokens.retain(|t| t.id != gone);
+        (set.tokens.len() < before).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(revoked.map(|(_, set)| set.tokens.len()), Some(7));
+    let overwrite = store.save_if(&acme, &stale, &stale_revision).await;
+    assert_eq!(overwrite, Err(StoreError::ConditionFailed { index: None }), "a stale save would bring the token back");
+    let recreate = store.save_if(&acme, &stale, &Revision(None)).await;
+    assert_eq!(recreate, Err(StoreError::ConditionFailed { index: None }), "the set exists already");
+    let set = store.load(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept(&set), issued.iter().filter(|id| **id != gone).cloned().collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_changes_are_never_lost_in_files() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    token_changes_are_never_lost(Arc::new(FileTokens::new(dir.path().join("tokens")))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_changes_are_never_lost_in_secrets_manager() {
+    let prefix = format!("lockstep/{}/tenants/", uuid::Uuid::new_v4().simple());
+    token_changes_are_never_lost(Arc::new(SecretsManagerTokens::new(lockstep_tests::secrets_client(), prefix))).await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -733,6 +907,8 @@ conformance!(
     tenant_policy_is_enforced,
     membership_both_ways,
     concurrent_member_adds_lose_nothing,
+    memberships_never_outlive_a_concurrent_delete,
+    a_retried_delete_finishes_the_cleanup,
     member_add_cost_is_independent_of_group_size,
     operation_costs,
     index_paging,

@@ -1,7 +1,7 @@
 //! Tenants, their settings and their tokens.
 
 use anyhow::{anyhow, bail};
-use lockstep_core::tokens::{self, TokenRecord, TokenSet};
+use lockstep_core::tokens::{self, TokenRecord};
 use lockstep_core::{Tenant, TenantSettings};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -158,9 +158,7 @@ pub async fn token(backend: &Backend, command: TokenCommand) -> anyhow::Result<R
             let tenant = backend.existing_tenant(&tenant).await?;
             let expires = expires.map(|e| parse_expiry(&e, now)).transpose()?;
             let (text, record) = tokens::issue(label, expires, allow, now).map_err(|e| anyhow!("{e}"))?;
-            let mut set: TokenSet = backend.tokens.load(&tenant.id).await.map_err(|e| anyhow!("{e}"))?;
-            set.tokens.push(record.clone());
-            backend.tokens.save(&tenant.id, &set).await.map_err(|e| anyhow!("{e}"))?;
+            tokens::add(backend.tokens.as_ref(), &tenant.id, &record).await.map_err(|e| anyhow!("{e}"))?;
             let base_url = base_url_line(backend, &tenant);
             Ok(Report {
                 text: format!(
@@ -184,13 +182,16 @@ pub async fn token(backend: &Backend, command: TokenCommand) -> anyhow::Result<R
         }
         TokenCommand::Revoke { tenant, id } => {
             let tenant = backend.existing_tenant(&tenant).await?;
-            let mut set = backend.tokens.load(&tenant.id).await.map_err(|e| anyhow!("{e}"))?;
-            let before = set.tokens.len();
-            set.tokens.retain(|t| t.id != id);
-            if set.tokens.len() == before {
+            let revoked = tokens::update(backend.tokens.as_ref(), &tenant.id, |set| {
+                let before = set.tokens.len();
+                set.tokens.retain(|t| t.id != id);
+                (set.tokens.len() < before).then_some(())
+            })
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+            let Some(((), set)) = revoked else {
                 bail!("tenant {} has no token '{id}' (see: lockstep token list {})", tenant.id, tenant.id);
-            }
-            backend.tokens.save(&tenant.id, &set).await.map_err(|e| anyhow!("{e}"))?;
+            };
             Ok(Report {
                 text: format!(
                     "Revoked token {id} of tenant {}. Running functions refuse it within their cache time (60 s); \

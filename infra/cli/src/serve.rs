@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use lockstep_core::clock::SystemClock;
-use lockstep_core::tokens::{self, TokenSet};
+use lockstep_core::tokens::{self};
 use lockstep_core::{Tenant, TenantSettings};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::json;
@@ -18,9 +18,7 @@ use crate::{Report, ServeArgs};
 async fn issue_token(backend: &Backend, tenant: &Tenant, label: &str) -> anyhow::Result<String> {
     let (text, record) = tokens::issue(Some(label.to_string()), None, Vec::new(), time::OffsetDateTime::now_utc())
         .map_err(|e| anyhow!("{e}"))?;
-    let mut set: TokenSet = backend.tokens.load(&tenant.id).await.map_err(|e| anyhow!("{e}"))?;
-    set.tokens.push(record);
-    backend.tokens.save(&tenant.id, &set).await.map_err(|e| anyhow!("{e}"))?;
+    tokens::add(backend.tokens.as_ref(), &tenant.id, &record).await.map_err(|e| anyhow!("{e}"))?;
     Ok(text)
 }
 

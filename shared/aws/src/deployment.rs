@@ -102,7 +102,8 @@ impl Deployment {
         warmed.map_err(|e: StoreError| format!("table {}: {e}", self.table_name))?;
         let key = key
             .map_err(|e| format!("secret {secret}: {e}"))?
-            .ok_or_else(|| format!("the secret {secret} does not exist"))?;
+            .ok_or_else(|| format!("the secret {secret} does not exist"))?
+            .0;
         let cursor_key = CursorKey::new(key.into_bytes()).map_err(|e| format!("secret {secret}: {e}"))?;
         Ok(Connected { clients, cursor_key })
     }

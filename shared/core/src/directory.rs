@@ -353,15 +353,15 @@ impl Directory {
 
     fn check_policy(&self, tenant: &Tenant, kind: Kind, attrs: &Object, before: Option<&Object>) -> Result<()> {
         for name in ["userName", "externalId", "displayName"] {
-            if let Some(v) = text(attrs, name) {
-                if v.len() > self.limits.max_indexed_value {
-                    return Err(ScimError::invalid_value(format!(
-                        "'{name}' is {} bytes long; at most {} are accepted",
-                        v.len(),
-                        self.limits.max_indexed_value
-                    ))
-                    .into());
-                }
+            if let Some(v) = text(attrs, name)
+                && v.len() > self.limits.max_indexed_value
+            {
+                return Err(ScimError::invalid_value(format!(
+                    "'{name}' is {} bytes long; at most {} are accepted",
+                    v.len(),
+                    self.limits.max_indexed_value
+                ))
+                .into());
             }
         }
         if kind != Kind::User {
@@ -487,14 +487,14 @@ impl Directory {
     /// Read the item a write will be conditioned on, checking `If-Match`.
     async fn read_for_write(&self, key: &Key, kind: Kind, id: &str, if_match: Option<&str>) -> Result<Item> {
         let item = self.table.get(key).await?.ok_or_else(|| not_found(kind, id))?;
-        if let Some(expected) = if_match {
-            if !etag::header_matches(expected, item.version) {
-                return Err(ScimError::precondition_failed(format!(
-                    "If-Match {expected} does not match the current version {}",
-                    etag::etag(item.version)
-                ))
-                .into());
-            }
+        if let Some(expected) = if_match
+            && !etag::header_matches(expected, item.version)
+        {
+            return Err(ScimError::precondition_failed(format!(
+                "If-Match {expected} does not match the current version {}",
+                etag::etag(item.version)
+            ))
+            .into());
         }
         Ok(item)
     }
@@ -567,7 +567,15 @@ impl Directory {
         let t = &tenant.id;
         let key = model::resource(t.as_str(), kind, id);
         for _ in 0..UPDATE_ATTEMPTS {
-            let item = self.read_for_write(&key, kind, id, if_match).await?;
+            let item = match self.read_for_write(&key, kind, id, if_match).await {
+                Err(Error::Scim(e)) if e.status == 404 => {
+                    // A delete that failed after removing the resource left
+                    // its memberships: the identity provider's retry ends here.
+                    self.remove_memberships(t, kind, id).await?;
+                    return Err(Error::Scim(e));
+                }
+                read => read?,
+            };
             let current = self.stored(kind, id, &item)?;
             let mut writes = vec![Write::Delete { key: key.clone(), cond: Cond::VersionIs(item.version) }];
             for c in claims(kind, &current.resource, &tenant.settings) {
@@ -582,19 +590,26 @@ impl Directory {
                 }
                 Err(e) => return Err(e.into()),
             }
-            // Memberships go after the resource: a crash in between leaves
-            // entries that point at nothing, which readers skip and a
-            // repeated delete of a member cleans up.
-            self.remove_from_all_groups(t, id).await?;
-            if kind == Kind::Group {
-                self.clear_members(t, id).await?;
-            }
+            // Memberships go after the resource, so that a member add racing
+            // this delete either is seen here or sees the resource gone (see
+            // `write_members`).
+            self.remove_memberships(t, kind, id).await?;
             return Ok(());
         }
         Err(ScimError::conflict("the resource is changing too often to delete; retry").into())
     }
 
     // -- membership ---------------------------------------------------------
+
+    /// Remove every membership of a resource: the groups it is in and, for
+    /// a group, its members. Idempotent.
+    async fn remove_memberships(&self, t: &TenantId, kind: Kind, id: &str) -> Result<()> {
+        self.remove_from_all_groups(t, id).await?;
+        if kind == Kind::Group {
+            self.clear_members(t, id).await?;
+        }
+        Ok(())
+    }
 
     /// Check that every member exists in the tenant, as a user or a group,
     /// before anything is written.
@@ -652,16 +667,47 @@ impl Directory {
 
     /// Write member adds and removes (each idempotent on its own) in
     /// batches, then bump the group's version once.
+    ///
+    /// A member or the group may be deleted while this runs. A delete
+    /// removes the resource first and its memberships after, so entries
+    /// written before that cleanup reads them are removed by it; entries
+    /// written after are caught here, by checking the members and the group
+    /// again once the entries are in place, and taken back. Either way no
+    /// membership outlives its member or its group.
     async fn write_members(&self, t: &TenantId, group: &str, add: &[Member], remove: &BTreeSet<String>) -> Result<()> {
-        let writes = Self::member_writes(t, group, add, remove);
-        for chunk in writes.chunks(MAX_BATCH_WRITES) {
-            self.table.batch_write(chunk.to_vec()).await?;
+        self.batch_write(Self::member_writes(t, group, add, remove)).await?;
+        let present = self.present(t, add).await?;
+        let vanished: BTreeSet<String> =
+            add.iter().filter(|m| !present.contains(&m.id)).map(|m| m.id.clone()).collect();
+        if !vanished.is_empty() {
+            self.batch_write(Self::member_writes(t, group, &[], &vanished)).await?;
         }
         let touch = Write::Touch { key: model::resource(t.as_str(), Kind::Group, group), modified: self.now() };
         match self.table.write(touch).await {
-            Err(StoreError::ConditionFailed { .. }) => Err(not_found(Kind::Group, group)),
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.batch_write(Self::member_writes(t, group, &[], &present)).await?;
+                Err(not_found(Kind::Group, group))
+            }
             other => other.map_err(Error::from),
         }
+    }
+
+    /// The ids of `members` that exist now.
+    async fn present(&self, t: &TenantId, members: &[Member]) -> Result<BTreeSet<String>> {
+        let keys: Vec<Key> = members.iter().map(|m| model::resource(t.as_str(), m.kind, &m.id)).collect();
+        let mut found = BTreeSet::new();
+        for chunk in keys.chunks(MAX_BATCH_GETS) {
+            found.extend(self.table.batch_get(chunk).await?.into_iter().map(|i| i.sk));
+        }
+        Ok(found)
+    }
+
+    /// Idempotent puts and deletes, in batches the store accepts.
+    async fn batch_write(&self, writes: Vec<Write>) -> Result<()> {
+        for chunk in writes.chunks(MAX_BATCH_WRITES) {
+            self.table.batch_write(chunk.to_vec()).await?;
+        }
+        Ok(())
     }
 
     async fn apply_member_changes(
@@ -733,10 +779,7 @@ impl Directory {
         loop {
             let (page, next) = self.members(t, group, after, 1000).await?;
             let remove: BTreeSet<String> = page.into_iter().map(|m| m.id).collect();
-            let writes = Self::member_writes(t, group, &[], &remove);
-            for chunk in writes.chunks(MAX_BATCH_WRITES) {
-                self.table.batch_write(chunk.to_vec()).await?;
-            }
+            self.batch_write(Self::member_writes(t, group, &[], &remove)).await?;
             match next {
                 Some(n) => after = Some(n),
                 None => return Ok(()),

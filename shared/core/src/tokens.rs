@@ -131,13 +131,65 @@ pub fn issue(
     Ok((text, record))
 }
 
+/// Which stored version of a tenant's token set was read (`None`: none is
+/// stored yet). A save conditioned on it fails if another writer saved in
+/// between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision(pub Option<String>);
+
 /// Where token sets live: Secrets Manager in AWS, a local file for the
 /// local runner.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
+    /// The tenant's tokens (an empty set when it has none), and the
+    /// revision read.
+    async fn read(&self, tenant: &TenantId) -> Result<(TokenSet, Revision), StoreError>;
+
+    /// Store `tokens` if the stored set is still the revision `read`;
+    /// [`StoreError::ConditionFailed`] if another writer saved since.
+    async fn save_if(&self, tenant: &TenantId, tokens: &TokenSet, read: &Revision) -> Result<(), StoreError>;
+
     /// The tenant's tokens; an empty set when it has none.
-    async fn load(&self, tenant: &TenantId) -> Result<TokenSet, StoreError>;
-    async fn save(&self, tenant: &TenantId, tokens: &TokenSet) -> Result<(), StoreError>;
+    async fn load(&self, tenant: &TenantId) -> Result<TokenSet, StoreError> {
+        Ok(self.read(tenant).await?.0)
+    }
+}
+
+/// How many times [`update`] reads again after losing to another writer.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// Change a tenant's token set without losing a concurrent change (two
+/// operators issuing tokens at once both keep theirs): read, change, save
+/// conditioned on the revision read, and again if another writer came
+/// first. `change` returns `None` to leave the set as it is; the result is
+/// what it returned, with the set saved.
+pub async fn update<T>(
+    store: &dyn TokenStore,
+    tenant: &TenantId,
+    change: impl Fn(&mut TokenSet) -> Option<T> + Send + Sync,
+) -> Result<Option<(T, TokenSet)>, StoreError> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let (mut set, revision) = store.read(tenant).await?;
+        let Some(out) = change(&mut set) else {
+            return Ok(None);
+        };
+        match store.save_if(tenant, &set, &revision).await {
+            Ok(()) => return Ok(Some((out, set))),
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
+}
+
+/// Add an issued token to a tenant's set.
+pub async fn add(store: &dyn TokenStore, tenant: &TenantId, record: &TokenRecord) -> Result<(), StoreError> {
+    update(store, tenant, |set| {
+        set.tokens.push(record.clone());
+        Some(())
+    })
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! Tenant tokens for the local runner: one JSON file per tenant under the
 //! data directory, holding hashes only, readable by the owner only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use lockstep_core::store::StoreError;
 use lockstep_core::tenant::TenantId;
-use lockstep_core::tokens::{TokenSet, TokenStore};
+use lockstep_core::tokens::{self, Revision, TokenSet, TokenStore};
 
 #[derive(Clone, Debug)]
 pub struct FileTokens {
@@ -27,28 +27,64 @@ impl FileTokens {
     }
 }
 
+/// A file's revision: the hash of its bytes.
+fn revision_of(bytes: &[u8]) -> Revision {
+    Revision(Some(tokens::hash(&String::from_utf8_lossy(bytes))))
+}
+
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 #[async_trait]
 impl TokenStore for FileTokens {
-    async fn load(&self, tenant: &TenantId) -> Result<TokenSet, StoreError> {
+    async fn read(&self, tenant: &TenantId) -> Result<(TokenSet, Revision), StoreError> {
         match tokio::fs::read(self.path(tenant)).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("tokens of {tenant}: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenSet::default()),
+            Ok(bytes) => {
+                let set =
+                    serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("tokens of {tenant}: {e}")))?;
+                Ok((set, revision_of(&bytes)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((TokenSet::default(), Revision(None))),
             Err(e) => Err(unavailable(e)),
         }
     }
 
-    async fn save(&self, tenant: &TenantId, tokens: &TokenSet) -> Result<(), StoreError> {
-        tokio::fs::create_dir_all(&self.dir).await.map_err(unavailable)?;
-        let path = self.path(tenant);
-        let staging = path.with_extension("json.tmp");
+    async fn save_if(&self, tenant: &TenantId, tokens: &TokenSet, read: &Revision) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(tokens).map_err(unavailable)?;
-        tokio::fs::write(&staging, bytes).await.map_err(unavailable)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600)).await.map_err(unavailable)?;
-        }
-        // Rename is atomic: a crash leaves the old set or the new one.
-        tokio::fs::rename(&staging, &path).await.map_err(unavailable)
+        let (dir, path, read) = (self.dir.clone(), self.path(tenant), read.clone());
+        let lock_path = self.dir.join(format!("{tenant}.lock"));
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(unavailable)?;
+            // An exclusive lock (released when the file closes, also on a
+            // crash) makes the compare and the replace one step for every
+            // process sharing the folder.
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(unavailable)?;
+            lock.lock().map_err(unavailable)?;
+            let current = read_file(&path)?.map_or(Revision(None), |b| revision_of(&b));
+            if current != read {
+                return Err(StoreError::ConditionFailed { index: None });
+            }
+            let staging = path.with_extension("json.tmp");
+            std::fs::write(&staging, bytes).map_err(unavailable)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600)).map_err(unavailable)?;
+            }
+            // Rename is atomic: a crash leaves the old set or the new one.
+            std::fs::rename(&staging, &path).map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)?
     }
 }

@@ -104,10 +104,10 @@ pub fn client_ip(req: &Request) -> Option<IpAddr> {
 
 /// The request id: Lambda's, a caller's `x-request-id`, or a new one.
 pub fn request_id(req: &Request) -> String {
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        if let Some(id) = ctx.request_id.as_deref() {
-            return id.to_string();
-        }
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(id) = ctx.request_id.as_deref()
+    {
+        return id.to_string();
     }
     if let Some(id) = req.lambda_context_ref().map(|c| c.request_id.clone()).filter(|id| !id.is_empty()) {
         return id;

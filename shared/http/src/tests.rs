@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::{Item, Key, Page, Query, StoreError, Table, Write};
-use lockstep_core::tokens::{self, TokenSet, TokenStore};
+use lockstep_core::tokens::{self};
 use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 use serde_json::{Value, json};
@@ -68,9 +68,7 @@ async fn fixture_over(routes: Routes, wrap: impl FnOnce(EmbeddedTable) -> Arc<dy
             directory.create_tenant(&id, tenant, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
         }
         let (text, record) = tokens::issue(None, None, allow, now).unwrap_or_else(|e| panic!("{e}"));
-        let mut set: TokenSet = store.load(&id).await.unwrap_or_default();
-        set.tokens.push(record);
-        store.save(&id, &set).await.unwrap_or_else(|e| panic!("{e}"));
+        tokens::add(&store, &id, &record).await.unwrap_or_else(|e| panic!("{e}"));
         texts.push(text);
     }
     drop(directory);

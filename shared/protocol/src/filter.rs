@@ -430,10 +430,11 @@ fn compare(def: &AttributeDef, actual: &Value, op: CompareOp, expected: &CompVal
         (Value::Bool(a), CompValue::Str(e)) => op == CompareOp::Eq && parse_bool(e) == Some(*a),
         (Value::Number(a), CompValue::Num(e)) => order_numbers(a, e).is_some_and(|o| ordering_holds(op, o)),
         (Value::String(a), CompValue::Str(e)) => {
-            if def.ty == AttrType::DateTime && !op.is_substring() {
-                if let (Some(a), Some(e)) = (parse_datetime(a), parse_datetime(e)) {
-                    return ordering_holds(op, a.cmp(&e));
-                }
+            if def.ty == AttrType::DateTime
+                && !op.is_substring()
+                && let (Some(a), Some(e)) = (parse_datetime(a), parse_datetime(e))
+            {
+                return ordering_holds(op, a.cmp(&e));
             }
             if def.case_exact {
                 compare_strings(a, e, op)

@@ -589,10 +589,11 @@ fn settle_primary(list: &mut [Value], touched: &[usize]) {
     let is_primary = |v: &Value| v.get("primary") == Some(&Value::Bool(true));
     let Some(&keep) = touched.iter().rev().find(|&&i| list.get(i).is_some_and(is_primary)) else { return };
     for (i, v) in list.iter_mut().enumerate() {
-        if i != keep && is_primary(v) {
-            if let Some(o) = v.as_object_mut() {
-                o.insert("primary".into(), Value::Bool(false));
-            }
+        if i != keep
+            && is_primary(v)
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("primary".into(), Value::Bool(false));
         }
     }
 }

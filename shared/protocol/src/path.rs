@@ -30,10 +30,10 @@ impl AttrPath {
         } else {
             (None, text)
         };
-        if let Some(u) = &urn {
-            if u.len() <= 4 || u.chars().any(|c| c.is_whitespace() || c == '"') {
-                return Err(format!("'{text}' does not start with a valid schema URN"));
-            }
+        if let Some(u) = &urn
+            && (u.len() <= 4 || u.chars().any(|c| c.is_whitespace() || c == '"'))
+        {
+            return Err(format!("'{text}' does not start with a valid schema URN"));
         }
         let (name, sub) = match rest.split_once('.') {
             Some((n, s)) => (n, Some(s)),

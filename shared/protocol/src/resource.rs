@@ -524,10 +524,10 @@ pub fn render(rt: &ResourceType, resource: &Object, projection: &Projection) -> 
                 if value.is_null() {
                     continue;
                 }
-                if let Some(emit) = sel.decide(schema, attr) {
-                    if let Some(v) = sel.project(attr, &emit, value) {
-                        out.insert(attr.name.to_string(), v);
-                    }
+                if let Some(emit) = sel.decide(schema, attr)
+                    && let Some(v) = sel.project(attr, &emit, value)
+                {
+                    out.insert(attr.name.to_string(), v);
                 }
             }
         };
