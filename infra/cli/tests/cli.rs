@@ -602,8 +602,9 @@ fn refusals_are_scim_errors() {
 /// Clients reuse connections (Entra and Okta both keep them alive). A
 /// refusal that answers before the request's body has arrived must not
 /// leave that body to be read as the next request, nor close a connection
-/// the client is about to reuse; a body over the limit is refused with
-/// `Connection: close`, because the server leaves the rest of it unread.
+/// the client is about to reuse. A body over the limit is read and dropped,
+/// then refused with 413 on a connection that stays usable; only one too
+/// large to read (or awaiting `100 Continue`) is refused at once, closing.
 #[test]
 fn refusals_leave_kept_alive_connections_usable() {
     let dir = data_dir();
@@ -640,24 +641,43 @@ fn refusals_leave_kept_alive_connections_usable() {
             "{method} {route} closed the connection"
         );
     }
-    let head = format!(
+    let list_request = format!(
         "GET {path}/Users?filter=userName%20eq%20%22late@example.com%22 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
-    writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    writer.write_all(list_request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let (got, _, text) = read_response(&mut reader);
     assert_eq!(got, 200, "{text}");
     let list: Value = serde_json::from_str(&text).unwrap_or_default();
     assert_eq!(list["totalResults"], 1, "exactly the one create went through: {text}");
 
-    let declared = 4 << 20;
+    let over_limit = format!(r#"{{"userName":"{}"}}"#, "x".repeat(2 << 20));
     let head = format!(
         "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/scim+json\r\nContent-Length: {declared}\r\n\r\n{{\"userName\":\""
+         Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+        over_limit.len()
     );
     writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    writer.write_all(over_limit.as_bytes()).unwrap_or_else(|e| panic!("sending the whole over-limit body: {e}"));
     let (got, headers, text) = read_response(&mut reader);
     assert_eq!(got, 413, "{text}");
-    assert!(headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")), "{headers:?}");
+    assert!(!headers.iter().any(|(k, _)| k == "connection"), "{headers:?}");
+    writer.write_all(list_request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let (got, _, text) = read_response(&mut reader);
+    assert_eq!(got, 200, "the connection is still usable after the 413: {text}");
+
+    for extra in ["Content-Length: 67108864\r\n", "Content-Length: 2097152\r\nExpect: 100-continue\r\n"] {
+        let stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{host}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+        let mut writer = stream.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let head = format!(
+            "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/scim+json\r\n{extra}\r\n"
+        );
+        writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let (got, headers, text) = read_response(&mut BufReader::new(stream));
+        assert_eq!(got, 413, "{extra}: answered before any of the body is sent: {text}");
+        assert!(headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")), "{headers:?}");
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use http::{HeaderValue, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lambda_http::RequestExt;
@@ -57,31 +58,60 @@ impl FromRequest<Arc<App>> for ScimJson {
     }
 }
 
+/// How much of a body over the limit is read and thrown away before the
+/// 413, so that a client still sending it gets to read the answer (and keep
+/// its connection) instead of having the connection reset under it.
+pub const DRAIN_LIMIT: usize = 16 << 20;
+
 /// Reads the request body whole, up to the body limit, before routing. A
 /// response sent before its request's body was read makes the server close
 /// the connection, which a client may already be reusing for its next
 /// request; with the body read first, every response (401s, 404s and 501s
-/// included) leaves the connection reusable. A body over the limit is
-/// refused with 413 and `Connection: close`, because the rest of it is
-/// left unread.
+/// included) leaves the connection reusable.
+///
+/// A body over the limit is read to its end and dropped, then refused with
+/// 413 on a connection that stays usable. Only when reading it would be
+/// unreasonable (declared or found larger than [`DRAIN_LIMIT`], or the
+/// client waits for `100 Continue` before sending it) does the 413 come at
+/// once, with `Connection: close`.
 pub async fn read_whole_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let limit = app.body_limit;
-    let too_large = || {
+    let too_large = |close: bool| {
         let mut response =
             ApiError(ScimError::payload_too_large(format!("the body is larger than {limit} bytes"))).into_response();
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if close {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     };
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large();
+    let headers = req.headers();
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let awaits_continue =
+        headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if declared.is_some_and(|n| n > limit as u64 && (awaits_continue || n > DRAIN_LIMIT as u64)) {
+        return too_large(true);
     }
-    let (parts, body) = req.into_parts();
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => next.run(Request::from_parts(parts, Body::from(collected.to_bytes()))).await,
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => too_large(),
-        Err(_) => ApiError(ScimError::invalid_syntax("the request body could not be read")).into_response(),
+    let (parts, mut body) = req.into_parts();
+    let mut kept = BytesMut::new();
+    let mut received = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return ApiError(ScimError::invalid_syntax("the request body could not be read")).into_response();
+        };
+        if let Ok(data) = frame.into_data() {
+            received = received.saturating_add(data.len());
+            if received > DRAIN_LIMIT {
+                return too_large(true);
+            }
+            if received <= limit {
+                kept.extend_from_slice(&data);
+            }
+        }
     }
+    if received > limit {
+        return too_large(false);
+    }
+    next.run(Request::from_parts(parts, Body::from(kept.freeze()))).await
 }
 
 /// The decoded query parameters, in order.
