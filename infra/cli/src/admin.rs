@@ -182,14 +182,8 @@ pub async fn token(backend: &Backend, command: TokenCommand) -> anyhow::Result<R
         }
         TokenCommand::Revoke { tenant, id } => {
             let tenant = backend.existing_tenant(&tenant).await?;
-            let revoked = tokens::update(backend.tokens.as_ref(), &tenant.id, |set| {
-                let before = set.tokens.len();
-                set.tokens.retain(|t| t.id != id);
-                (set.tokens.len() < before).then_some(())
-            })
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-            let Some(((), set)) = revoked else {
+            let revoked = tokens::revoke(backend.tokens.as_ref(), &tenant.id, &id).await.map_err(|e| anyhow!("{e}"))?;
+            let Some(set) = revoked else {
                 bail!("tenant {} has no token '{id}' (see: lockstep token list {})", tenant.id, tenant.id);
             };
             Ok(Report {

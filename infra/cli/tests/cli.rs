@@ -611,10 +611,7 @@ fn refusals_leave_kept_alive_connections_usable() {
     let runner = serve(dir.path(), &[]);
     let (base, token) = (runner.base_url(), runner.token());
     let (host, path) = (origin(&base).trim_start_matches("http://").to_string(), url_path(&base));
-    let stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{host}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
-    let mut writer = stream.try_clone().unwrap_or_else(|e| panic!("{e}"));
-    let mut reader = BufReader::new(stream);
+    let (mut writer, mut reader) = connect(&host);
     let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"late@example.com"}"#;
 
     for (method, route, bearer, status) in [
@@ -666,15 +663,13 @@ fn refusals_leave_kept_alive_connections_usable() {
     assert_eq!(got, 200, "the connection is still usable after the 413: {text}");
 
     for extra in ["Content-Length: 67108864\r\n", "Content-Length: 2097152\r\nExpect: 100-continue\r\n"] {
-        let stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{host}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
-        let mut writer = stream.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let (mut writer, mut reader) = connect(&host);
         let head = format!(
             "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
              Content-Type: application/scim+json\r\n{extra}\r\n"
         );
         writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-        let (got, headers, text) = read_response(&mut BufReader::new(stream));
+        let (got, headers, text) = read_response(&mut reader);
         assert_eq!(got, 413, "{extra}: answered before any of the body is sent: {text}");
         assert!(headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")), "{headers:?}");
     }
@@ -814,14 +809,20 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// A connection to `host`, as a writer and a buffered reader of one socket.
+fn connect(host: &str) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("{host}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    let writer = stream.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    (writer, BufReader::new(stream))
+}
+
 /// One raw HTTP/1.1 exchange, for requests a client library would dress up.
 fn raw_http(url: &str, request: &str) -> String {
-    let host = origin(url).trim_start_matches("http://").to_string();
-    let mut stream = TcpStream::connect(&host).unwrap_or_else(|e| panic!("{host}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
-    stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let (mut writer, mut reader) = connect(origin(url).trim_start_matches("http://"));
+    writer.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
+    let _ = reader.read_to_string(&mut response);
     response
 }
 

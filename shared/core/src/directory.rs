@@ -319,15 +319,8 @@ impl Directory {
 
     /// Read many resources by id (any order; missing ids are left out).
     async fn get_many(&self, t: &TenantId, kind: Kind, ids: &[String]) -> Result<Vec<Stored>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_BATCH_GETS) {
-            let keys: Vec<Key> = chunk.iter().map(|id| model::resource(t.as_str(), kind, id)).collect();
-            for item in self.table.batch_get(&keys).await? {
-                let id = item.sk.clone();
-                out.push(self.stored(kind, &id, &item)?);
-            }
-        }
-        Ok(out)
+        let keys: Vec<Key> = ids.iter().map(|id| model::resource(t.as_str(), kind, id)).collect();
+        self.batch_get(&keys).await?.iter().map(|item| self.stored(kind, &item.sk, item)).collect()
     }
 
     // -- writing ------------------------------------------------------------
@@ -623,13 +616,12 @@ impl Directory {
         let ids: Vec<String> = refs.iter().map(|m| m.value.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         let mut found: BTreeMap<String, Kind> = BTreeMap::new();
         for kind in [Kind::User, Kind::Group] {
-            let missing: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id)).cloned().collect();
-            for chunk in missing.chunks(MAX_BATCH_GETS) {
-                let keys: Vec<Key> = chunk.iter().map(|id| model::resource(t.as_str(), kind, id)).collect();
-                for item in self.table.batch_get(&keys).await? {
-                    found.insert(item.sk, kind);
-                }
-            }
+            let missing: Vec<Key> = ids
+                .iter()
+                .filter(|id| !found.contains_key(*id))
+                .map(|id| model::resource(t.as_str(), kind, id))
+                .collect();
+            found.extend(self.batch_get(&missing).await?.into_iter().map(|item| (item.sk, kind)));
         }
         if let Some(missing) = ids.iter().find(|id| !found.contains_key(*id)) {
             return Err(
@@ -695,11 +687,17 @@ impl Directory {
     /// The ids of `members` that exist now.
     async fn present(&self, t: &TenantId, members: &[Member]) -> Result<BTreeSet<String>> {
         let keys: Vec<Key> = members.iter().map(|m| model::resource(t.as_str(), m.kind, &m.id)).collect();
-        let mut found = BTreeSet::new();
+        Ok(self.batch_get(&keys).await?.into_iter().map(|item| item.sk).collect())
+    }
+
+    /// Read many items, in batches the store accepts (missing ones are left
+    /// out, order is not kept).
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>> {
+        let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_BATCH_GETS) {
-            found.extend(self.table.batch_get(chunk).await?.into_iter().map(|i| i.sk));
+            items.extend(self.table.batch_get(chunk).await?);
         }
-        Ok(found)
+        Ok(items)
     }
 
     /// Idempotent puts and deletes, in batches the store accepts.

@@ -192,6 +192,18 @@ pub async fn add(store: &dyn TokenStore, tenant: &TenantId, record: &TokenRecord
     .map(drop)
 }
 
+/// Remove a token from a tenant's set: the set left, or `None` when it has
+/// no token `token_id`.
+pub async fn revoke(store: &dyn TokenStore, tenant: &TenantId, token_id: &str) -> Result<Option<TokenSet>, StoreError> {
+    let revoked = update(store, tenant, |set| {
+        let before = set.tokens.len();
+        set.tokens.retain(|t| t.id != token_id);
+        (set.tokens.len() < before).then_some(())
+    })
+    .await?;
+    Ok(revoked.map(|((), set)| set))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,14 +43,14 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 #[async_trait]
 impl TokenStore for FileTokens {
     async fn read(&self, tenant: &TenantId) -> Result<(TokenSet, Revision), StoreError> {
-        match tokio::fs::read(self.path(tenant)).await {
-            Ok(bytes) => {
+        let path = self.path(tenant);
+        match tokio::task::spawn_blocking(move || read_file(&path)).await.map_err(unavailable)?? {
+            Some(bytes) => {
                 let set =
                     serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("tokens of {tenant}: {e}")))?;
                 Ok((set, revision_of(&bytes)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((TokenSet::default(), Revision(None))),
-            Err(e) => Err(unavailable(e)),
+            None => Ok((TokenSet::default(), Revision(None))),
         }
     }
 

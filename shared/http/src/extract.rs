@@ -45,7 +45,7 @@ impl FromRequest<Arc<App>> for ScimJson {
         let bytes = match Limited::new(req.into_body(), limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ScimError::payload_too_large(format!("the body is larger than {limit} bytes")).into());
+                return Err(body_too_large(limit).into());
             }
             Err(_) => return Err(ScimError::invalid_syntax("the request body could not be read").into()),
         };
@@ -56,6 +56,10 @@ impl FromRequest<Arc<App>> for ScimJson {
             .map(ScimJson)
             .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
     }
+}
+
+fn body_too_large(limit: usize) -> ScimError {
+    ScimError::payload_too_large(format!("the body is larger than {limit} bytes"))
 }
 
 /// How much of a body over the limit is read and thrown away before the
@@ -77,8 +81,7 @@ pub const DRAIN_LIMIT: usize = 16 << 20;
 pub async fn read_whole_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let limit = app.body_limit;
     let too_large = |close: bool| {
-        let mut response =
-            ApiError(ScimError::payload_too_large(format!("the body is larger than {limit} bytes"))).into_response();
+        let mut response = ApiError(body_too_large(limit)).into_response();
         if close {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

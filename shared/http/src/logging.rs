@@ -137,9 +137,10 @@ struct MetricDef {
     unit: &'static str,
 }
 
-const DIMENSIONS: &[&[&str]] = &[&["Stage", "Route", "Method", "StatusClass"], &["Stage", "StatusClass"]];
-const DIMENSIONS_WITH_TENANT: &[&[&str]] =
-    &[&["Stage", "Route", "Method", "StatusClass"], &["Stage", "StatusClass"], &["Stage", "Tenant"]];
+const BY_ROUTE: &[&str] = &["Stage", "Route", "Method", "StatusClass"];
+const BY_STATUS_CLASS: &[&str] = &["Stage", "StatusClass"];
+const DIMENSIONS: &[&[&str]] = &[BY_ROUTE, BY_STATUS_CLASS];
+const DIMENSIONS_WITH_TENANT: &[&[&str]] = &[BY_ROUTE, BY_STATUS_CLASS, &["Stage", "Tenant"]];
 
 impl RequestRecord<'_> {
     /// The request's one log line. With `metrics`, the line is also an EMF
