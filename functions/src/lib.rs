@@ -20,7 +20,13 @@ pub async fn serve(routes: Routes) -> Result<(), lambda_http::Error> {
     let aws = deployment.connect().await.inspect_err(|e| tracing::error!(error = %e, "start-up"))?;
     let clock = Arc::new(SystemClock);
     let directory = Directory::new(aws.clients.table, clock.clone(), aws.cursor_key, Limits::default());
-    let mut app = App::new(directory, aws.clients.tokens, clock, deployment.public_url);
+    let public_url = deployment
+        .public_url
+        .as_deref()
+        .map(lockstep_http::public_origin)
+        .transpose()
+        .inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
+    let mut app = App::new(directory, aws.clients.tokens, clock, public_url);
     app.metrics = Some(logging::Metrics { namespace: METRICS_NAMESPACE.to_string(), stage: deployment.stage });
     lambda_http::run(router(Arc::new(app), routes)).await
 }

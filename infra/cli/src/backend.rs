@@ -60,7 +60,11 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 impl Backend {
     pub async fn open(kind: BackendKind, data_dir: &Path, public_url: Option<String>) -> anyhow::Result<Self> {
-        let public_url = public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+        let public_url = public_url
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| lockstep_http::public_origin(&u))
+            .transpose()
+            .map_err(|e| anyhow!("{e}"))?;
         match kind {
             BackendKind::Local => Self::open_local(data_dir, public_url),
             BackendKind::Aws => Self::open_aws(public_url).await,

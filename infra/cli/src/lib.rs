@@ -80,9 +80,20 @@ pub struct ServeArgs {
     /// The tenant created on first start.
     #[arg(long, default_value = "default")]
     pub tenant: String,
-    /// Issue (and print) one more token for the tenant at start.
+    /// Issue one more token for the tenant at start.
     #[arg(long)]
     pub new_token: bool,
+    /// The most connections served at once; more are answered 503.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds a connection has to send each request head (also how long
+    /// an idle kept-alive connection stays open).
+    #[arg(long, default_value_t = 15)]
+    pub header_timeout: u64,
+    /// A proxy (address or CIDR) whose X-Forwarded-Host, -Proto and -For
+    /// headers are believed, such as the local end of a tunnel. Repeatable.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,14 +1,15 @@
 //! The local runner: every SCIM route on localhost over the local store,
 //! through the same router the Lambda functions use.
 
-use std::io::Write;
-use std::net::SocketAddr;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::tokens::{self};
 use lockstep_core::{Tenant, TenantSettings};
+use lockstep_http::server::{self, ServerLimits};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::json;
 
@@ -46,6 +47,11 @@ async fn shutdown_signal() {
 pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Result<Report> {
     backend.local_only("serve")?;
     let id = parse_tenant(&args.tenant)?;
+    let trusted_proxies = args
+        .trusted_proxies
+        .iter()
+        .map(|p| tokens::parse_cidr(p).map_err(|e| anyhow!("--trusted-proxy: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("listening on {}:{} (another port: --port or PORT)", args.bind, args.port))?;
@@ -69,20 +75,37 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
         }
     };
     let token = if created || args.new_token { Some(issue_token(&backend, &tenant, "local").await?) } else { None };
+    // A token is shown on a terminal only: stdout is otherwise usually a
+    // log file or a log service, where a secret does not belong. It then
+    // goes to a file only the owner can read, and the banner says where.
+    let on_terminal = std::io::stdout().is_terminal();
+    let token_file = match (&token, on_terminal) {
+        (Some(text), false) => {
+            let path = std::path::Path::new(&backend.location).join("issued-token");
+            crate::backend::write_private(&path, format!("{text}\n").as_bytes())?;
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
+    let shown = token.as_deref().filter(|_| on_terminal);
 
     let banner = if json {
-        json!({ "listening": address.to_string(), "tenant": tenant.id, "base_url": base_url, "token": token,
-                "data_dir": backend.location })
+        json!({ "listening": address.to_string(), "tenant": tenant.id, "base_url": base_url, "token": shown,
+                "token_file": token_file, "data_dir": backend.location })
         .to_string()
     } else {
-        let token_line = match &token {
-            Some(t) => format!(
+        let token_line = match (shown, &token_file) {
+            (Some(t), _) => format!(
                 "  Secret Token:  {t}\n                 (shown once; only its hash is kept in {})",
                 backend.location
             ),
-            None => "  Secret Token:  issued at first start (restart with --new-token for another)".to_string(),
+            (None, Some(path)) => format!(
+                "  Secret Token:  not printed, because this output is not a terminal; it is in {path}\n                 \
+                 (readable only by you: copy it, then delete the file)"
+            ),
+            (None, None) => "  Secret Token:  issued at first start (restart with --new-token for another)".to_string(),
         };
-        let example = token.as_deref().unwrap_or("<token>");
+        let example = if shown.is_some() { shown.unwrap_or_default() } else { "<token>" };
         format!(
             "Lockstep SCIM 2.0 is listening on {address} (data in {}).\n\n  Tenant URL:    {base_url}\n{token_line}\n\n\
              Try:\n  curl -H 'Authorization: Bearer {example}' {base_url}/ServiceProviderConfig\n\n\
@@ -95,8 +118,13 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
     stdout.flush()?;
 
     logging::init();
-    let app = App::new(backend.directory, backend.tokens, Arc::new(SystemClock), backend.public_url);
-    let service = router(Arc::new(app), Routes::All).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    let mut app = App::new(backend.directory, backend.tokens, Arc::new(SystemClock), backend.public_url);
+    app.trusted_proxies = trusted_proxies;
+    let limits = ServerLimits {
+        max_connections: args.max_connections.max(1),
+        header_read_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        ..ServerLimits::default()
+    };
+    server::serve(listener, router(Arc::new(app), Routes::All), limits, shutdown_signal()).await.context("serving")?;
     Ok(Report { text: "Stopped.".into(), json: json!({ "stopped": true }) })
 }

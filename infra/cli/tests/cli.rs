@@ -119,8 +119,12 @@ impl Runner {
         self.banner["base_url"].as_str().unwrap_or_default().to_string()
     }
 
+    /// The token issued at start. Output that is not a terminal never
+    /// shows it: it is in the private file the banner names.
     fn token(&self) -> String {
-        self.banner["token"].as_str().unwrap_or_else(|| panic!("no token in {}", self.banner)).to_string()
+        assert!(self.banner["token"].is_null(), "a token printed to a pipe: {}", self.banner);
+        let path = self.banner["token_file"].as_str().unwrap_or_else(|| panic!("no token file in {}", self.banner));
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")).trim().to_string()
     }
 
     /// A request with the given token and headers; `body` is sent as

@@ -33,6 +33,10 @@ pub struct Limits {
     pub cursor_ttl_secs: i64,
     /// The longest indexed value (userName, externalId, displayName), bytes.
     pub max_indexed_value: usize,
+    /// The most bytes one stored user or group may take (its attributes as
+    /// JSON; a group's members are stored apart and do not count). Well
+    /// under DynamoDB's 400 KB item limit, and the same on both stores.
+    pub max_resource_bytes: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +48,7 @@ impl Default for Limits {
             cursor_read_budget: 2_000,
             cursor_ttl_secs: 3600,
             max_indexed_value: 1024,
+            max_resource_bytes: 100 * 1024,
         }
     }
 }
@@ -87,9 +92,11 @@ pub struct GroupRef {
     pub display: Option<String>,
 }
 
-/// How many times a read-modify-write is retried when another writer got
-/// there first (and the client did not ask for `If-Match`).
-const UPDATE_ATTEMPTS: usize = 5;
+/// How many times a read-modify-write is tried when other writers keep
+/// getting there first (and the client did not ask for `If-Match`): the
+/// server serialises concurrent changes itself, with jittered backoff
+/// between tries (about a second in all), and only then answers 503.
+const UPDATE_ATTEMPTS: u32 = 16;
 
 pub struct Directory {
     table: Arc<dyn Table>,
@@ -173,7 +180,19 @@ fn claims(kind: Kind, attrs: &Object, settings: &TenantSettings) -> Vec<Claim> {
 
 fn not_found(kind: Kind, id: &str) -> Error {
     let name = kind.resource_type().name;
-    Error::Scim(ScimError::not_found(format!("{name} '{id}' not found")))
+    if model::is_possible_id(id) {
+        Error::Scim(ScimError::not_found(format!("{name} '{id}' not found")))
+    } else {
+        Error::Scim(ScimError::not_found(format!("no {name} has that id")))
+    }
+}
+
+/// The answer when concurrent writers kept winning: the client's request
+/// was fine, so it is told to retry (503 with Retry-After), never 409.
+fn too_busy(what: &str) -> Error {
+    Error::Scim(ScimError::service_unavailable(format!(
+        "the resource is changing too often to {what} now; retry the request"
+    )))
 }
 
 /// A short stable digest, for keys and cursor scopes.
@@ -299,6 +318,11 @@ impl Directory {
             .remove("meta")
             .and_then(|m| m.get("created").cloned())
             .unwrap_or_else(|| Value::String(String::new()));
+        // Never-returned attributes (a password stored before they were
+        // dropped on input) never leave the store.
+        for attr in kind.resource_type().core.attributes.iter().filter(|a| a.is_never_returned()) {
+            resource.remove(attr.name);
+        }
         resource.insert("id".into(), json!(id));
         resource.insert(
             "meta".into(),
@@ -313,6 +337,9 @@ impl Directory {
     }
 
     pub async fn get(&self, t: &TenantId, kind: Kind, id: &str) -> Result<Stored> {
+        if !model::is_possible_id(id) {
+            return Err(not_found(kind, id));
+        }
         let item = self.table.get(&model::resource(t.as_str(), kind, id)).await?.ok_or_else(|| not_found(kind, id))?;
         self.stored(kind, id, &item)
     }
@@ -325,18 +352,39 @@ impl Directory {
 
     // -- writing ------------------------------------------------------------
 
-    fn resource_item(&self, t: &TenantId, kind: Kind, id: &str, attrs: &Object, created: &str, version: u64) -> Item {
+    /// The item of a resource, refused when it would exceed
+    /// [`Limits::max_resource_bytes`]: checked here, before any write, so
+    /// both stores refuse the same resources with the same answer.
+    fn resource_item(
+        &self,
+        t: &TenantId,
+        kind: Kind,
+        id: &str,
+        attrs: &Object,
+        created: &str,
+        version: u64,
+    ) -> Result<Item> {
         let mut data = attrs.clone();
         data.remove("id");
         data.insert("meta".into(), json!({ "created": created }));
-        Item {
+        let data = Value::Object(data).to_string();
+        if data.len() > self.limits.max_resource_bytes {
+            return Err(ScimError::invalid_value(format!(
+                "the {} would take {} bytes stored; a resource may take at most {} bytes",
+                kind.resource_type().name,
+                data.len(),
+                self.limits.max_resource_bytes
+            ))
+            .into());
+        }
+        Ok(Item {
             pk: model::resources_pk(t.as_str(), kind),
             sk: id.to_string(),
             version,
             modified: Some(self.now()),
-            data: Value::Object(data).to_string(),
+            data,
             ..Item::default()
-        }
+        })
     }
 
     fn claim_item(t: &TenantId, claim: &Claim, id: &str) -> Item {
@@ -423,7 +471,7 @@ impl Directory {
         let id = uuid::Uuid::new_v4().to_string();
         let resolved = self.resolve_members(t, &id, members).await?;
         let now = self.now();
-        let item = self.resource_item(t, kind, &id, &attrs, &now, 1);
+        let item = self.resource_item(t, kind, &id, &attrs, &now, 1)?;
         let stored = self.stored(kind, &id, &item)?;
         let claims = claims(kind, &attrs, &tenant.settings);
         let mut writes = vec![Write::Put { item, cond: Cond::NotExists }];
@@ -479,6 +527,9 @@ impl Directory {
 
     /// Read the item a write will be conditioned on, checking `If-Match`.
     async fn read_for_write(&self, key: &Key, kind: Kind, id: &str, if_match: Option<&str>) -> Result<Item> {
+        if !model::is_possible_id(id) {
+            return Err(not_found(kind, id));
+        }
         let item = self.table.get(key).await?.ok_or_else(|| not_found(kind, id))?;
         if let Some(expected) = if_match
             && !etag::header_matches(expected, item.version)
@@ -505,7 +556,10 @@ impl Directory {
     ) -> Result<Stored> {
         let t = &tenant.id;
         let key = model::resource(t.as_str(), kind, id);
-        for _ in 0..UPDATE_ATTEMPTS {
+        for attempt in 0..UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             let item = self.read_for_write(&key, kind, id, if_match).await?;
             let current = self.stored(kind, id, &item)?;
             let mut before = current.resource.clone();
@@ -516,7 +570,7 @@ impl Directory {
             let resolved = self.resolve_members(t, id, &member_changes.add).await?;
             if after != before {
                 let created = created.as_ref().and_then(Value::as_str).unwrap_or_default();
-                let next = self.resource_item(t, kind, id, &after, created, item.version + 1);
+                let next = self.resource_item(t, kind, id, &after, created, item.version + 1)?;
                 let old_claims = claims(kind, &before, &tenant.settings);
                 let new_claims = claims(kind, &after, &tenant.settings);
                 let gone: Vec<&Claim> =
@@ -552,14 +606,17 @@ impl Directory {
             }
             return self.get(t, kind, id).await;
         }
-        Err(ScimError::conflict("the resource is changing too often to update; retry").into())
+        Err(too_busy("update"))
     }
 
     /// Delete a resource and everything that refers to it.
     pub async fn delete(&self, tenant: &Tenant, kind: Kind, id: &str, if_match: Option<&str>) -> Result<()> {
         let t = &tenant.id;
         let key = model::resource(t.as_str(), kind, id);
-        for _ in 0..UPDATE_ATTEMPTS {
+        for attempt in 0..UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             let item = match self.read_for_write(&key, kind, id, if_match).await {
                 Err(Error::Scim(e)) if e.status == 404 => {
                     // A delete that failed after removing the resource left
@@ -589,7 +646,7 @@ impl Directory {
             self.remove_memberships(t, kind, id).await?;
             return Ok(());
         }
-        Err(ScimError::conflict("the resource is changing too often to delete; retry").into())
+        Err(too_busy("delete"))
     }
 
     // -- membership ---------------------------------------------------------
@@ -618,15 +675,26 @@ impl Directory {
         for kind in [Kind::User, Kind::Group] {
             let missing: Vec<Key> = ids
                 .iter()
-                .filter(|id| !found.contains_key(*id))
+                .filter(|id| !found.contains_key(*id) && model::is_possible_id(id))
                 .map(|id| model::resource(t.as_str(), kind, id))
                 .collect();
             found.extend(self.batch_get(&missing).await?.into_iter().map(|item| (item.sk, kind)));
         }
-        if let Some(missing) = ids.iter().find(|id| !found.contains_key(*id)) {
-            return Err(
-                ScimError::invalid_value(format!("member '{missing}' is not a user or group of this tenant")).into()
-            );
+        let unknown: Vec<&String> = ids.iter().filter(|id| !found.contains_key(*id)).collect();
+        if !unknown.is_empty() {
+            // Name the first few (ids that cannot exist, by their length only).
+            let named: Vec<String> = unknown
+                .iter()
+                .take(10)
+                .map(|id| if model::is_possible_id(id) { format!("'{id}'") } else { format!("<{} bytes>", id.len()) })
+                .collect();
+            let more = if unknown.len() > named.len() { format!(" and {} more", unknown.len() - named.len()) } else { String::new() };
+            return Err(ScimError::invalid_value(format!(
+                "{} unknown member(s): {}{more}; every member must be a user or group of this tenant",
+                unknown.len(),
+                named.join(", ")
+            ))
+            .into());
         }
         Ok(found.into_iter().map(|(id, kind)| Member { id, kind }).collect())
     }
@@ -716,7 +784,9 @@ impl Directory {
         resolved: Vec<Member>,
     ) -> Result<()> {
         let mut add = resolved;
-        let mut remove: BTreeSet<String> = changes.remove.iter().cloned().collect();
+        // An id that cannot exist is no member: removing it is a no-op.
+        let mut remove: BTreeSet<String> =
+            changes.remove.iter().filter(|id| model::is_possible_id(id)).cloned().collect();
         if changes.clear {
             // Replacing the whole membership reads it: O(group size).
             let keep: BTreeSet<String> = add.iter().map(|m| m.id.clone()).collect();
@@ -788,6 +858,9 @@ impl Directory {
     /// The ids of the groups `member` belongs to, from the reverse index.
     pub async fn group_ids_of(&self, t: &TenantId, member: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
+        if !model::is_possible_id(member) {
+            return Ok(out);
+        }
         let mut query = Query::table(model::member_of_pk(t.as_str(), member), SortKey::All, 1000);
         loop {
             let page = self.table.query(&query).await?;
@@ -1136,9 +1209,26 @@ impl Directory {
 
 /// A few milliseconds of jitter for retries, without a random-number crate.
 fn jitter_ms() -> u64 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    u64::from(nanos % 20)
+    random_below(20)
+}
+
+/// A random number below `n` (uniform enough for jitter).
+fn random_below(n: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        return u64::from(nanos) % n.max(1);
+    }
+    u64::from_le_bytes(bytes) % n.max(1)
+}
+
+/// The wait before try `attempt` (1-based) of a contended write: an
+/// exponential step capped at 100 ms, with full jitter so that the writers
+/// that collided spread out instead of colliding again.
+fn backoff(attempt: u32) -> Duration {
+    let step_ms = 2u64.saturating_mul(1u64 << attempt.min(10)).min(100);
+    Duration::from_millis(step_ms / 2 + random_below(step_ms / 2 + 1))
 }
 
 #[cfg(test)]

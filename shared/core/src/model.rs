@@ -71,10 +71,20 @@ impl IndexAttr {
     /// The value as stored in the key.
     pub fn normalise(self, value: &str) -> String {
         match self {
-            IndexAttr::UserName | IndexAttr::GroupName => value.to_lowercase(),
+            IndexAttr::UserName | IndexAttr::GroupName => scim_protocol::text::fold(value),
             IndexAttr::UserExternalId | IndexAttr::GroupExternalId => value.to_string(),
         }
     }
+}
+
+/// The longest resource id, in bytes. Ids this service assigns are UUIDs;
+/// a longer id cannot exist, and would break DynamoDB's key size limits.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Whether `id` could be the id of a stored resource. Anything else is
+/// not found without a read.
+pub fn is_possible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_BYTES && !id.chars().any(char::is_control)
 }
 
 fn tenant(t: &str) -> String {

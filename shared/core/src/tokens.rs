@@ -44,10 +44,19 @@ pub struct TokenSet {
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// No token of this tenant matched (or it expired): 401.
-    Unauthorized(&'static str),
+    /// No token of this tenant matched, or it expired: 401.
+    Unauthorized(Unauthorized),
     /// The token matched but not from this address: 403.
     Forbidden,
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthorized {
+    /// No token of the tenant matches.
+    Unknown,
+    /// It matched a token that has expired.
+    Expired,
 }
 
 pub fn hash(token: &str) -> String {
@@ -84,13 +93,13 @@ impl TokenSet {
                 found = Some(t);
             }
         }
-        let token = found.ok_or(Refusal::Unauthorized("the bearer token is not valid for this tenant"))?;
+        let token = found.ok_or(Refusal::Unauthorized(Unauthorized::Unknown))?;
         if let Some(expires) = &token.expires {
             let expired = OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
                 .map(|e| e <= now)
                 .unwrap_or(true);
             if expired {
-                return Err(Refusal::Unauthorized("the bearer token has expired"));
+                return Err(Refusal::Unauthorized(Unauthorized::Expired));
             }
         }
         if !token.allow.is_empty() {
@@ -241,7 +250,7 @@ mod tests {
         let later = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         assert_eq!(
             set.verify(&text, ip("10.1.2.3"), later).err(),
-            Some(Refusal::Unauthorized("the bearer token has expired"))
+            Some(Refusal::Unauthorized(Unauthorized::Expired))
         );
         assert!(issue(None, None, vec!["not-an-ip".into()], now()).is_err());
         assert!(issue(None, Some("tomorrow".into()), vec![], now()).is_err());

@@ -92,6 +92,21 @@ impl EmbeddedTable {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
         }
+        // Only the owner may read the store: it holds every tenant's users.
+        // The file is made private before redb writes anything into it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| unavailable(format!("creating {}: {e}", path.display())))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| unavailable(format!("restricting {}: {e}", path.display())))?;
+        }
         let db = Database::create(path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;

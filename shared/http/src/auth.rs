@@ -8,14 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{OriginalUri, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use http::request::Parts;
 use http::header;
-use lockstep_core::tokens::{Refusal, TokenSet, TokenStore};
+use lockstep_core::tokens::{Refusal, TokenSet, TokenStore, Unauthorized};
 use lockstep_core::{Tenant, TenantId};
 use scim_protocol::ScimError;
-use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::extract::client_ip;
@@ -79,43 +76,45 @@ pub struct Authenticated {
     pub token: String,
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+/// An authenticated request: its context for the handlers, who it is for
+/// the log line, and the span to serve it in.
+pub struct Admitted {
+    pub ctx: RequestCtx,
+    pub who: Authenticated,
+    pub span: tracing::Span,
+}
+
+/// The one answer for a wrong tenant and for a wrong token, so that a
+/// caller cannot tell which tenants exist.
+const UNKNOWN_TENANT_OR_TOKEN: &str = "unknown tenant or invalid bearer token";
+
+fn bearer(req: &Parts) -> Option<&str> {
+    let value = req.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// The tenant segment of `/{tenant}/scim/v2/...`.
-pub fn tenant_segment(path: &str) -> Option<&str> {
-    path.strip_prefix('/')?.split('/').next()
-}
-
-/// The middleware in front of every SCIM route.
-pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+/// Authenticate a request on its headers: `tenant` is the tenant segment
+/// of its path.
+pub async fn authenticate(app: &App, req: &Parts, tenant: &str) -> Result<Admitted, ApiError> {
     let unauthorized = |why: &str| ApiError(ScimError::unauthorized(why));
-    // Inside the nested router the path has lost its `/{tenant}/scim/v2`
-    // prefix; the original URI still has it.
-    let path = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().path(), |u| u.path()).to_string();
-    let segment = tenant_segment(&path).unwrap_or_default().to_string();
-    let id = TenantId::parse(&segment).map_err(|_| unauthorized("unknown tenant or invalid bearer token"))?;
-    let token = bearer(&req).ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?.to_string();
-    let entry = app.tenants.get(&app, &id).await?;
+    let token = bearer(req).ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
+    let id = TenantId::parse(tenant).map_err(|_| unauthorized(UNKNOWN_TENANT_OR_TOKEN))?;
+    let entry = app.tenants.get(app, &id).await?;
     let Some(tenant) = entry.tenant.clone() else {
-        return Err(unauthorized("unknown tenant or invalid bearer token"));
+        return Err(unauthorized(UNKNOWN_TENANT_OR_TOKEN));
     };
-    let now = app.directory_clock_now();
-    let token_id = match entry.tokens.verify(&token, client_ip(&req), now) {
+    let now = app.clock.now();
+    let token_id = match entry.tokens.verify(token, client_ip(app, req), now) {
         Ok(record) => record.id.clone(),
-        Err(Refusal::Unauthorized(why)) => return Err(unauthorized(why)),
+        Err(Refusal::Unauthorized(Unauthorized::Unknown)) => return Err(unauthorized(UNKNOWN_TENANT_OR_TOKEN)),
+        Err(Refusal::Unauthorized(Unauthorized::Expired)) => return Err(unauthorized("the bearer token has expired")),
         Err(Refusal::Forbidden) => {
             return Err(ScimError::forbidden("this token is not allowed from this address").into());
         }
     };
     // Everything logged while serving the request names the tenant and token.
-    let span = crate::logging::authenticated_span(&req, &path, id.as_str(), &token_id);
-    let base_url = app.base_url(&req, &id);
-    req.extensions_mut().insert(RequestCtx { tenant, base_url });
-    let mut response = next.run(req).instrument(span).await;
-    response.extensions_mut().insert(Authenticated { tenant: id, token: token_id });
-    Ok(response)
+    let span = crate::logging::authenticated_span(req, id.as_str(), &token_id);
+    let base_url = app.base_url(req, &id);
+    Ok(Admitted { ctx: RequestCtx { tenant, base_url }, who: Authenticated { tenant: id, token: token_id }, span })
 }

@@ -5,6 +5,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
 use scim_protocol::ScimError;
 
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -44,3 +45,30 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The last word on every response: an error that is not yet a SCIM error
+/// (a rejection written by the HTTP framework, such as a path that is not
+/// valid percent-encoded UTF-8) becomes one, with its status kept and its
+/// text, shortened, as the detail.
+pub async fn scim_errors_only(response: Response) -> Response {
+    let is_scim = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == SCIM_JSON.as_bytes());
+    if response.status().as_u16() < 400 || is_scim {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match http_body_util::Limited::new(body, 4096).collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    let reason = parts.status.canonical_reason().unwrap_or("error");
+    let detail = if text.trim().is_empty() { reason.to_string() } else { format!("{reason}: {text}") };
+    let mut scim = ApiError(ScimError::new(parts.status.as_u16(), None, detail)).into_response();
+    *scim.extensions_mut() = parts.extensions;
+    for name in [header::CONNECTION, header::ALLOW] {
+        if let Some(v) = parts.headers.get(&name) {
+            scim.headers_mut().insert(name, v.clone());
+        }
+    }
+    scim
+}

@@ -5,12 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
-use http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use http::header;
+use http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
@@ -58,63 +55,8 @@ impl FromRequest<Arc<App>> for ScimJson {
     }
 }
 
-fn body_too_large(limit: usize) -> ScimError {
+pub(crate) fn body_too_large(limit: usize) -> ScimError {
     ScimError::payload_too_large(format!("the body is larger than {limit} bytes"))
-}
-
-/// How much of a body over the limit is read and thrown away before the
-/// 413, so that a client still sending it gets to read the answer (and keep
-/// its connection) instead of having the connection reset under it.
-pub const DRAIN_LIMIT: usize = 16 << 20;
-
-/// Reads the request body whole, up to the body limit, before routing. A
-/// response sent before its request's body was read makes the server close
-/// the connection, which a client may already be reusing for its next
-/// request; with the body read first, every response (401s, 404s and 501s
-/// included) leaves the connection reusable.
-///
-/// A body over the limit is read to its end and dropped, then refused with
-/// 413 on a connection that stays usable. Only when reading it would be
-/// unreasonable (declared or found larger than [`DRAIN_LIMIT`], or the
-/// client waits for `100 Continue` before sending it) does the 413 come at
-/// once, with `Connection: close`.
-pub async fn read_whole_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let limit = app.body_limit;
-    let too_large = |close: bool| {
-        let mut response = ApiError(body_too_large(limit)).into_response();
-        if close {
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    };
-    let headers = req.headers();
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let awaits_continue =
-        headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if declared.is_some_and(|n| n > limit as u64 && (awaits_continue || n > DRAIN_LIMIT as u64)) {
-        return too_large(true);
-    }
-    let (parts, mut body) = req.into_parts();
-    let mut kept = BytesMut::new();
-    let mut received = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return ApiError(ScimError::invalid_syntax("the request body could not be read")).into_response();
-        };
-        if let Ok(data) = frame.into_data() {
-            received = received.saturating_add(data.len());
-            if received > DRAIN_LIMIT {
-                return too_large(true);
-            }
-            if received <= limit {
-                kept.extend_from_slice(&data);
-            }
-        }
-    }
-    if received > limit {
-        return too_large(false);
-    }
-    next.run(Request::from_parts(parts, Body::from(kept.freeze()))).await
 }
 
 /// The decoded query parameters, in order.
@@ -126,16 +68,33 @@ pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiErro
     }
 }
 
-/// The client's address: from API Gateway's request context in Lambda, from
-/// the socket when served directly.
-pub fn client_ip(req: &Request) -> Option<IpAddr> {
+/// The client's address: from API Gateway's request context in Lambda;
+/// when served directly, the connection's peer, or behind a trusted proxy
+/// the nearest address in `X-Forwarded-For` that is not a trusted proxy.
+pub fn client_ip(app: &App, req: &Parts) -> Option<IpAddr> {
     if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
         return ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
+    let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())?;
+    if !app.from_trusted_proxy(req) {
+        return Some(peer);
+    }
+    let forwarded = req.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
+    hops.into_iter().rev().find(|ip| !app.trusted_proxies.iter().any(|net| net.contains(ip))).or(Some(peer))
 }
 
-/// The request id: Lambda's, a caller's `x-request-id`, or a new one.
+/// The domain API Gateway served the request on, in Lambda.
+pub fn api_gateway_domain(req: &Parts) -> Option<&str> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.as_deref().filter(|d| !d.is_empty()),
+        _ => None,
+    }
+}
+
+/// The request id this service logs and answers in `x-request-id`: Lambda's
+/// (API Gateway's), or a new one. Never the client's: a client could
+/// otherwise make its requests look like another's in the logs.
 pub fn request_id(req: &Request) -> String {
     if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
         && let Some(id) = ctx.request_id.as_deref()
@@ -145,10 +104,14 @@ pub fn request_id(req: &Request) -> String {
     if let Some(id) = req.lambda_context_ref().map(|c| c.request_id.clone()).filter(|id| !id.is_empty()) {
         return id;
     }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The client's own `x-request-id`, logged beside ours when it is short
+/// printable text.
+pub fn client_request_id(req: &Request) -> Option<&str> {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }

@@ -8,17 +8,19 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod extract;
 mod handlers;
 pub mod logging;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use http::request::Parts;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use lockstep_core::clock::Clock;
@@ -36,9 +38,13 @@ pub struct App {
     pub tenants: TenantCache,
     pub clock: Arc<dyn Clock>,
     pub options: ServiceProviderOptions,
-    /// The public URL in front of the service (`https://scim.example.com`),
-    /// when it cannot be told from the request's Host header.
+    /// The public URL in front of the service (`https://scim.example.com`):
+    /// when set, every `Location` and `meta.location` is built on it.
     pub public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-Host`, `X-Forwarded-Proto` and
+    /// `X-Forwarded-For` headers are believed (the local runner behind a
+    /// tunnel). From anyone else these headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub body_limit: usize,
     /// CloudWatch metrics in the request log lines (Lambda only).
     pub metrics: Option<logging::Metrics>,
@@ -68,37 +74,63 @@ impl App {
             clock,
             options,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
+            trusted_proxies: Vec::new(),
             body_limit,
             metrics: None,
         }
     }
 
-    fn directory_clock_now(&self) -> time::OffsetDateTime {
-        self.clock.now()
+    /// Whether the connection itself comes from a trusted proxy.
+    pub(crate) fn from_trusted_proxy(&self, req: &Parts) -> bool {
+        !self.trusted_proxies.is_empty()
+            && server::peer(req).is_some_and(|peer| self.trusted_proxies.iter().any(|net| net.contains(&peer.ip())))
     }
 
-    /// The tenant's SCIM base URL as the client reached it.
-    fn base_url(&self, req: &Request, tenant: &TenantId) -> String {
-        let origin = match &self.public_url {
-            Some(url) => url.clone(),
-            None => {
-                let headers = req.headers();
-                let host = headers
-                    .get("x-forwarded-host")
-                    .or_else(|| headers.get(http::header::HOST))
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("localhost");
-                let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or(
-                    if lambda_http::RequestExt::request_context_ref(req).is_some() { "https" } else { "http" },
-                );
-                format!("{scheme}://{host}")
+    /// The tenant's SCIM base URL as the client reached it: the configured
+    /// public URL; in Lambda, API Gateway's domain over https; behind a
+    /// trusted proxy, the host and scheme it forwards; otherwise the Host
+    /// header over http. Only http and https, and only host names, are
+    /// ever written into a URL.
+    fn base_url(&self, req: &Parts, tenant: &TenantId) -> String {
+        if let Some(url) = &self.public_url {
+            return format!("{url}/{tenant}/scim/v2");
+        }
+        let headers = &req.headers;
+        let text = |name: &str| headers.get(name).and_then(|h| h.to_str().ok()).map(str::trim);
+        let (mut scheme, mut host) = ("http", text(http::header::HOST.as_str()));
+        if let Some(domain) = extract::api_gateway_domain(req) {
+            (scheme, host) = ("https", Some(domain));
+        } else if self.from_trusted_proxy(req) {
+            if let Some(forwarded) = text("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim) {
+                host = Some(forwarded);
             }
-        };
-        format!("{origin}/{tenant}/scim/v2")
+            // Any other forwarded scheme than https leaves http.
+            if text("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https")) {
+                scheme = "https";
+            }
+        }
+        let host = host.filter(|h| admission::is_host(h)).unwrap_or("localhost");
+        format!("{scheme}://{host}/{tenant}/scim/v2")
     }
 }
 
-/// What the auth middleware hands to handlers.
+/// Check a configured public URL (`https://scim.example.com`, optionally
+/// with a path prefix): only http and https, a host name, and a plain path,
+/// since it is written into every `Location` header. Returns it without a
+/// trailing slash.
+pub fn public_origin(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let bad = || format!("the public URL '{url}' must be http:// or https:// followed by a host name and an optional path");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(bad());
+    }
+    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    let path_ok = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+    if admission::is_host(host) && path_ok { Ok(url.to_string()) } else { Err(bad()) }
+}
+
+/// What admission hands to handlers.
 #[derive(Clone, Debug)]
 pub struct RequestCtx {
     pub tenant: Tenant,
@@ -142,13 +174,12 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             .route("/Me/{*rest}", axum::routing::any(not_implemented))
             .route("/Bulk", axum::routing::any(not_implemented));
     }
-    let scim = scim
-        .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(from_fn_with_state(Arc::clone(&app), auth::authenticate));
+    let scim = scim.method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/{tenant}/scim/v2", scim)
         .fallback(no_route)
-        .layer(from_fn_with_state(Arc::clone(&app), extract::read_whole_body))
+        .layer(from_fn_with_state(Arc::clone(&app), admission::admit))
+        .layer(axum::middleware::map_response(error::scim_errors_only))
         .layer(from_fn_with_state(Arc::clone(&app), logging::log_requests))
         .with_state(app)
 }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::App;
 use crate::auth::Authenticated;
-use crate::extract::request_id;
+use crate::extract::{client_request_id, request_id};
 
 /// Set up JSON logging once per process; `RUST_LOG` overrides the level.
 pub fn init() {
@@ -73,6 +73,8 @@ pub struct Metrics {
 /// What one request did.
 pub struct RequestRecord<'a> {
     pub request_id: &'a str,
+    /// The client's own `x-request-id`, if it sent a usable one.
+    pub client_request_id: Option<&'a str>,
     pub tenant: Option<&'a str>,
     pub token: Option<&'a str>,
     pub method: &'a str,
@@ -88,6 +90,8 @@ struct Line<'a> {
     level: &'static str,
     message: &'static str,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_request_id: Option<&'a str>,
     tenant: Option<&'a str>,
     token: Option<&'a str>,
     method: &'a str,
@@ -179,6 +183,7 @@ impl RequestRecord<'_> {
             level: if self.status >= 500 { "ERROR" } else { "INFO" },
             message: "request",
             request_id: self.request_id,
+            client_request_id: self.client_request_id,
             tenant: self.tenant,
             token: self.token,
             method: self.method,
@@ -195,9 +200,10 @@ impl RequestRecord<'_> {
 /// Log every request: a span (request id, method, route) around
 /// everything logged while serving it, then one line for the request,
 /// written whole to stdout. Once a request is authenticated,
-/// [`crate::auth::authenticate`] serves the rest inside [`authenticated_span`].
+/// [`crate::admission::admit`] serves the rest inside [`authenticated_span`].
 pub async fn log_requests(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let id = request_id(&req);
+    let client_request_id = client_request_id(&req).map(str::to_string);
     req.extensions_mut().insert(RequestId(id.clone()));
     let (method, route) = (req.method().to_string(), route_of(req.uri().path()));
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
@@ -206,6 +212,7 @@ pub async fn log_requests(State(app): State<Arc<App>>, mut req: Request, next: N
     let who = response.extensions().get::<Authenticated>();
     let record = RequestRecord {
         request_id: &id,
+        client_request_id: client_request_id.as_deref(),
         tenant: who.map(|a| a.tenant.as_str()),
         token: who.map(|a| a.token.as_str()),
         method: &method,
@@ -233,14 +240,14 @@ pub struct RequestId(pub String);
 /// tenant and token id. A new span rather than fields recorded into the
 /// request span later, because the JSON formatter re-parses a span's fields
 /// on every record, and the current span is the one printed with events.
-pub fn authenticated_span(req: &Request, path: &str, tenant: &str, token_id: &str) -> tracing::Span {
+pub fn authenticated_span(req: &http::request::Parts, tenant: &str, token_id: &str) -> tracing::Span {
     tracing::info_span!(
         "request",
-        request_id = %req.extensions().get::<RequestId>().map_or_else(|| request_id(req), |id| id.0.clone()),
+        request_id = %req.extensions.get::<RequestId>().map_or_else(String::new, |id| id.0.clone()),
         tenant = %tenant,
         token = %token_id,
-        method = %req.method(),
-        route = %route_of(path),
+        method = %req.method,
+        route = %route_of(req.uri.path()),
     )
 }
 
@@ -252,6 +259,7 @@ mod tests {
     fn the_request_line_is_an_emf_document_in_lambda() {
         let record = RequestRecord {
             request_id: "r-1",
+            client_request_id: None,
             tenant: Some("acme"),
             token: Some("1b20b3b06377"),
             method: "PATCH",
@@ -278,6 +286,10 @@ mod tests {
         }
         assert!(emf["Dimensions"].as_array().is_some_and(|d| d.contains(&serde_json::json!(["Stage", "Tenant"]))));
 
+        assert!(line.get("client_request_id").is_none(), "absent when the client sent none");
+        let theirs = RequestRecord { client_request_id: Some("req-7f3a"), ..record };
+        let line: serde_json::Value = serde_json::from_str(&theirs.to_line(None, 0)).unwrap_or_default();
+        assert_eq!((line["request_id"].as_str(), line["client_request_id"].as_str()), (Some("r-1"), Some("req-7f3a")));
         let plain: serde_json::Value = serde_json::from_str(&record.to_line(None, 0)).unwrap_or_default();
         assert!(plain.get("_aws").is_none() && plain.get("Requests").is_none(), "no metrics outside Lambda");
         assert_eq!(plain["tenant"], "acme");

@@ -37,7 +37,9 @@ impl Default for ServiceProviderOptions {
 pub fn service_provider_config(opts: &ServiceProviderOptions, base_url: &str) -> Value {
     let mut doc = json!({
         "schemas": [urn::SERVICE_PROVIDER_CONFIG],
-        "patch": { "supported": true },
+        // `maxOperations` is this service's addition (RFC 7643 §5 defines
+        // only `supported` for patch): the most operations one PATCH holds.
+        "patch": { "supported": true, "maxOperations": crate::patch::MAX_PATCH_OPERATIONS },
         // Bulk answers 501 until implemented: say so.
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
         "filter": { "supported": true, "maxResults": opts.max_results },

@@ -285,7 +285,11 @@ impl<'a> Scope<'a> {
     fn comparable(self, path: &AttrPath) -> Result<&'a AttributeDef> {
         let unknown = || ScimError::invalid_filter(format!("unknown attribute '{path}'"));
         let def = match self {
-            Scope::Resource(rt) => rt.resolve_attribute(path).ok_or_else(unknown)?.leaf(),
+            Scope::Resource(rt) => {
+                let r = rt.resolve_attribute(path).ok_or_else(unknown)?;
+                refuse_never_returned(path, r.attr)?;
+                r.leaf()
+            }
             Scope::Complex(parent) => {
                 if path.urn.is_some() || path.sub.is_some() {
                     return Err(ScimError::invalid_filter(format!(
@@ -296,6 +300,7 @@ impl<'a> Scope<'a> {
                 parent.sub(&path.name).ok_or_else(unknown)?
             }
         };
+        refuse_never_returned(path, def)?;
         // `emails co "x"` compares the emails' `value` (RFC 7644 §3.4.2.2).
         Ok(if def.is_complex() { def.sub("value").unwrap_or(def) } else { def })
     }
@@ -304,13 +309,13 @@ impl<'a> Scope<'a> {
     fn values<'v>(self, path: &AttrPath, obj: &'v Object) -> Option<(&'a AttributeDef, Vec<Cow<'v, Value>>)> {
         let (holder, attr, sub) = match self {
             Scope::Resource(rt) => {
-                let r = rt.resolve_attribute(path)?;
+                let r = rt.resolve_attribute(path).filter(|r| !r.attr.is_never_returned())?;
                 if !r.extension && r.attr.name == "schemas" {
                     return Some((r.attr, schemas_of(rt, obj).into_iter().map(Cow::Owned).collect()));
                 }
                 (container(obj, r.extension, r.schema.id)?, r.attr, r.sub)
             }
-            Scope::Complex(parent) => (obj, parent.sub(&path.name)?, None),
+            Scope::Complex(parent) => (obj, parent.sub(&path.name).filter(|a| !a.is_never_returned())?, None),
         };
         let v = holder.get(attr.name)?;
         let (def, values): (_, Vec<&Value>) = match sub {
@@ -359,9 +364,20 @@ fn present(v: &Value) -> bool {
     }
 }
 
+/// An attribute that is never returned (`password`) is never compared
+/// either: a filter that could test it would answer, one request at a time,
+/// what the value is.
+fn refuse_never_returned(path: &AttrPath, def: &AttributeDef) -> Result<()> {
+    if def.is_never_returned() {
+        return Err(ScimError::invalid_filter(format!("'{path}' is never returned, so it cannot be filtered on")));
+    }
+    Ok(())
+}
+
 fn complex_target<'a>(rt: &'a ResourceType, path: &AttrPath) -> Result<&'a AttributeDef> {
     let r =
         rt.resolve_attribute(path).ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute '{path}'")))?;
+    refuse_never_returned(path, r.attr)?;
     if r.sub.is_some() || !r.attr.is_complex() {
         return Err(ScimError::invalid_filter(format!(
             "'{path}' is not a complex attribute; a value filter '[...]' needs one"
@@ -441,7 +457,7 @@ fn compare(def: &AttributeDef, actual: &Value, op: CompareOp, expected: &CompVal
             } else if a.is_ascii() && e.is_ascii() {
                 compare_strings(&a.to_ascii_lowercase(), &e.to_ascii_lowercase(), op)
             } else {
-                compare_strings(&a.to_lowercase(), &e.to_lowercase(), op)
+                compare_strings(&crate::text::fold(a), &crate::text::fold(e), op)
             }
         }
         _ => false,

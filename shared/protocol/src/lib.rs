@@ -11,6 +11,7 @@
 //!   equality lookups storage serves by key;
 //! - [`patch`]: PATCH with the dialects of Microsoft Entra ID and Okta,
 //!   group membership changes as a separate, O(k) change set;
+//! - [`text`]: what characters names and identifiers may hold;
 //! - [`messages`], [`discovery`], [`etag`], [`error`].
 //!
 //! Resources are JSON objects in canonical form: attribute names as the
@@ -45,6 +46,7 @@ pub mod patch;
 pub mod path;
 pub mod resource;
 pub mod schema;
+pub mod text;
 pub mod urn;
 
 /// A JSON object: the form of every resource.

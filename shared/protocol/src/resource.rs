@@ -11,13 +11,15 @@
 //! `attributes` / `excludedAttributes` parameters (RFC 7644 §3.4.2.5, §3.9),
 //! in schema order so that output is stable.
 
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 use crate::Object;
 use crate::error::{Result, ScimError};
 use crate::filter::{parse_bool, parse_datetime};
 use crate::path::AttrPath;
-use crate::schema::{AttrType, AttributeDef, Mutability, ResourceType, Returned, Schema, Target};
+use base64::Engine as _;
+
+use crate::schema::{AttrType, AttributeDef, Mutability, ResourceType, Returned, Schema, Target, Uniqueness};
 
 /// Parse and validate a resource body (POST, PUT, and the result of a PATCH).
 pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
@@ -46,10 +48,16 @@ pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
         match target {
             Some(Target::Extension(ext)) => put_extension(&mut out, ext, value)?,
             Some(Target::Attribute(r)) => {
-                if r.attr.is_read_only() || r.sub.is_some_and(AttributeDef::is_read_only) {
+                if !accepted(r.attr) || r.sub.is_some_and(|s| !accepted(s)) {
                     continue;
                 }
                 let holder = holder_mut(&mut out, r.extension, r.schema.id);
+                if r.sub.is_none() && holder.contains_key(r.attr.name) {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "'{key}' names '{}' a second time; send each attribute once",
+                        r.display()
+                    )));
+                }
                 match r.sub {
                     None => set_or_remove(holder, r.attr.name, coerce(r.attr, value, Name::Plain(key))?),
                     Some(sub) if !r.attr.multi_valued => {
@@ -70,6 +78,15 @@ pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
     drop_empty_extensions(rt, &mut out);
     check_required(rt, &out)?;
     Ok(out)
+}
+
+/// Whether a client's value for `attr` is kept. Read-only attributes are
+/// ignored (RFC 7643 §7: "readOnly ... SHALL be ignored"). So are those
+/// never returned (`password`): users sign in through their identity
+/// provider, so such a value has no use here, and a value that is never
+/// kept can never leak through a filter, a log or a backup.
+fn accepted(attr: &AttributeDef) -> bool {
+    !attr.is_read_only() && !attr.is_never_returned()
 }
 
 fn check_schemas(rt: &ResourceType, body: &Object) -> Result<()> {
@@ -106,7 +123,7 @@ fn put_extension(out: &mut Object, ext: &Schema, value: &Value) -> Result<()> {
     };
     for (k, v) in fields {
         let Some(attr) = ext.attribute(k) else { continue };
-        if attr.is_read_only() {
+        if !accepted(attr) {
             continue;
         }
         let coerced = coerce(attr, v, Name::Qualified(ext.id, attr.name))?;
@@ -223,10 +240,11 @@ pub(crate) fn coerce(def: &AttributeDef, value: &Value, name: Name<'_>) -> Resul
         return Ok(None);
     }
     if def.multi_valued {
-        let items = match value {
-            Value::Array(items) => items.as_slice(),
-            // A single value where a list is expected is taken as a list of one.
-            single => std::slice::from_ref(single),
+        let Value::Array(items) = value else {
+            return Err(ScimError::invalid_value(format!(
+                "'{name}' is multi-valued and must be a JSON array; got {}",
+                describe(value)
+            )));
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
@@ -249,17 +267,38 @@ pub(crate) fn coerce(def: &AttributeDef, value: &Value, name: Name<'_>) -> Resul
     coerce_single(def, value, name)
 }
 
-/// Coerce one value (one element, for a multi-valued attribute).
+/// Check one value (one element, for a multi-valued attribute) against
+/// the attribute's type. A value of another JSON type is refused, naming
+/// the attribute; the only conversions are the ones identity providers
+/// need, each listed in the README: booleans sent as the strings `"True"`
+/// / `"False"` (Microsoft Entra ID), and a single-valued complex attribute
+/// sent as its plain `value` (Entra's `manager`).
 pub(crate) fn coerce_single(def: &AttributeDef, value: &Value, name: Name<'_>) -> Result<Option<Value>> {
     let wrong =
         |expected: &str| Err(ScimError::invalid_value(format!("'{name}' must be {expected}; got {}", describe(value))));
     Ok(Some(match def.ty {
-        AttrType::String | AttrType::Reference | AttrType::Binary => match value {
-            Value::String(_) => value.clone(),
-            // Directories send employee numbers and the like as JSON numbers.
-            Value::Number(n) => Value::String(n.to_string()),
-            Value::Bool(b) => Value::String(b.to_string()),
+        AttrType::String => match value {
+            Value::String(s) => {
+                crate::text::check(def.text, s, &name)?;
+                if def.uniqueness != Uniqueness::None && !def.case_exact {
+                    Value::String(crate::text::nfc(s))
+                } else {
+                    value.clone()
+                }
+            }
             _ => return wrong("a string"),
+        },
+        AttrType::Reference => match value {
+            Value::String(s) => {
+                check_reference(def, s, name)?;
+                value.clone()
+            }
+            _ => return wrong("a URI string"),
+        },
+        AttrType::Binary => match value {
+            Value::String(s) if BASE64.decode(s).is_ok() => value.clone(),
+            Value::String(_) => return wrong("base64 text (RFC 4648 section 4)"),
+            _ => return wrong("a base64 string"),
         },
         AttrType::Boolean => match value {
             Value::Bool(_) => value.clone(),
@@ -272,18 +311,10 @@ pub(crate) fn coerce_single(def: &AttributeDef, value: &Value, name: Name<'_>) -
         },
         AttrType::Integer => match value {
             Value::Number(n) if n.is_i64() || n.is_u64() => value.clone(),
-            Value::String(s) => match s.trim().parse::<i64>() {
-                Ok(i) => Value::Number(i.into()),
-                Err(_) => return wrong("an integer"),
-            },
             _ => return wrong("an integer"),
         },
         AttrType::Decimal => match value {
             Value::Number(_) => value.clone(),
-            Value::String(s) => match s.trim().parse::<f64>().ok().and_then(Number::from_f64) {
-                Some(n) => Value::Number(n),
-                None => return wrong("a decimal number"),
-            },
             _ => return wrong("a decimal number"),
         },
         AttrType::DateTime => match value {
@@ -292,9 +323,9 @@ pub(crate) fn coerce_single(def: &AttributeDef, value: &Value, name: Name<'_>) -
         },
         AttrType::Complex => match value {
             Value::Object(o) => return coerce_complex(def, o, name),
-            // A plain id where a complex value with a `value` is expected:
-            // Entra sends the enterprise `manager` this way.
-            Value::String(_) if def.sub("value").is_some() => {
+            // A plain id where a single complex value with a `value` is
+            // expected: Entra sends the enterprise `manager` this way.
+            Value::String(_) if !def.multi_valued && def.sub("value").is_some() => {
                 let mut o = Object::new();
                 o.insert("value".into(), value.clone());
                 return coerce_complex(def, &o, name);
@@ -304,11 +335,42 @@ pub(crate) fn coerce_single(def: &AttributeDef, value: &Value, name: Name<'_>) -
     }))
 }
 
+/// Base64 as RFC 4648 §4 defines it, padding optional.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// A reference is a URI without spaces or control characters. One that
+/// names a scheme must name `http` or `https` (or `urn` where the attribute
+/// takes schema URIs): a `javascript:` or `data:` profile URL would run in
+/// the browser of whoever opens it in the product. References to things
+/// outside the service (`external`, and attributes that do not say) must
+/// be absolute.
+fn check_reference(def: &AttributeDef, s: &str, name: Name<'_>) -> Result<()> {
+    let bad = |why: &str| Err(ScimError::invalid_value(format!("'{name}' must be {why}")));
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("a URI without spaces or control characters");
+    }
+    let scheme = s.split_once(':').map(|(scheme, _)| scheme).filter(|scheme| {
+        scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let external = def.reference_types.is_empty() || def.reference_types.contains(&"external");
+    match scheme {
+        Some(sc) if sc.eq_ignore_ascii_case("http") || sc.eq_ignore_ascii_case("https") => Ok(()),
+        Some(sc) if sc.eq_ignore_ascii_case("urn") && def.reference_types.contains(&"uri") => Ok(()),
+        Some(_) => bad("an http or https URL"),
+        None if external => bad("an absolute http or https URL"),
+        None => Ok(()),
+    }
+}
+
 fn coerce_complex(def: &AttributeDef, value: &Object, name: Name<'_>) -> Result<Option<Value>> {
     let mut out = Object::new();
     for (k, v) in value {
         let Some(sub) = def.sub(k) else { continue };
-        if sub.is_read_only() {
+        if !accepted(sub) {
             continue;
         }
         if let Some(c) = coerce(sub, v, Name::Sub(&name, sub.name))? {

@@ -5,6 +5,7 @@
 use std::sync::LazyLock;
 
 use crate::path::AttrPath;
+use crate::text::TextRule;
 use crate::urn;
 
 /// RFC 7643 §2.3 data types.
@@ -105,6 +106,8 @@ pub struct AttributeDef {
     pub canonical_values: &'static [&'static str],
     pub reference_types: &'static [&'static str],
     pub sub_attributes: Vec<AttributeDef>,
+    /// What characters a string value may hold (see [`crate::text`]).
+    pub text: TextRule,
 }
 
 impl AttributeDef {
@@ -122,6 +125,7 @@ impl AttributeDef {
             canonical_values: &[],
             reference_types: &[],
             sub_attributes: Vec::new(),
+            text: TextRule::Free,
         }
     }
     pub(crate) fn multi(mut self) -> Self {
@@ -159,6 +163,23 @@ impl AttributeDef {
     pub(crate) fn subs(mut self, subs: Vec<AttributeDef>) -> Self {
         self.sub_attributes = subs;
         self
+    }
+    /// A name a person reads (see [`crate::text`]).
+    pub(crate) fn name_text(mut self) -> Self {
+        self.text = TextRule::Name;
+        self
+    }
+    /// An identifier matched by clients (see [`crate::text`]).
+    pub(crate) fn identifier(mut self) -> Self {
+        self.text = TextRule::Identifier;
+        self
+    }
+
+    /// Whether the value may be written but never read back (RFC 7643
+    /// §2.2 `returned: never`, such as `password`). Such a value is never
+    /// stored, returned, filtered on or logged.
+    pub fn is_never_returned(&self) -> bool {
+        self.returned == Returned::Never
     }
 
     /// A sub-attribute by name, case-insensitively (RFC 7643 §2.1).
@@ -343,11 +364,14 @@ static COMMON: LazyLock<Vec<AttributeDef>> = LazyLock::new(|| {
             .returned(Returned::Always)
             .refs(&["uri"]),
         string("id", "Unique identifier for the resource, assigned by the service provider.")
+            .identifier()
             .case_exact()
             .mutability(M::ReadOnly)
             .returned(Returned::Always)
             .unique(Uniqueness::Server),
-        string("externalId", "Identifier of the resource as defined by the provisioning client.").case_exact(),
+        string("externalId", "Identifier of the resource as defined by the provisioning client.")
+            .identifier()
+            .case_exact(),
         AttributeDef::new("meta", T::Complex, "Resource metadata.").mutability(M::ReadOnly).subs(vec![
             string("resourceType", "The name of the resource type.").case_exact().mutability(M::ReadOnly),
             AttributeDef::new("created", T::DateTime, "When the resource was added.").mutability(M::ReadOnly),
@@ -371,18 +395,19 @@ fn user_schema() -> Schema {
         description: "User Account",
         attributes: vec![
             string("userName", "Unique identifier for the User, used by the user to authenticate.")
+                .identifier()
                 .required()
                 .unique(Uniqueness::Server),
             AttributeDef::new("name", T::Complex, "The components of the user's real name.").subs(vec![
-                string("formatted", "The full name, formatted for display."),
-                string("familyName", "The family name of the User."),
-                string("givenName", "The given name of the User."),
-                string("middleName", "The middle name(s) of the User."),
-                string("honorificPrefix", "The honorific prefix(es) of the User."),
-                string("honorificSuffix", "The honorific suffix(es) of the User."),
+                string("formatted", "The full name, formatted for display.").name_text(),
+                string("familyName", "The family name of the User.").name_text(),
+                string("givenName", "The given name of the User.").name_text(),
+                string("middleName", "The middle name(s) of the User.").name_text(),
+                string("honorificPrefix", "The honorific prefix(es) of the User.").name_text(),
+                string("honorificSuffix", "The honorific suffix(es) of the User.").name_text(),
             ]),
-            string("displayName", "The name of the User, suitable for display to end-users."),
-            string("nickName", "The casual way to address the user."),
+            string("displayName", "The name of the User, suitable for display to end-users.").name_text(),
+            string("nickName", "The casual way to address the user.").name_text(),
             AttributeDef::new("profileUrl", T::Reference, "A URI pointing to the user's online profile.")
                 .refs(&["external"]),
             string("title", "The user's title, such as \"Vice President\"."),
@@ -453,7 +478,7 @@ fn enterprise_user_schema() -> Schema {
             string("division", "Identifies the name of a division."),
             string("department", "Identifies the name of a department."),
             AttributeDef::new("manager", T::Complex, "The User's manager.").subs(vec![
-                string("value", "The id of the SCIM resource representing the User's manager.").case_exact(),
+                string("value", "The id of the SCIM resource representing the User's manager.").identifier().case_exact(),
                 AttributeDef::new("$ref", T::Reference, "The URI of the manager's User resource.")
                     .case_exact()
                     .refs(&["User"]),
@@ -481,9 +506,12 @@ fn group_schema() -> Schema {
         name: "Group",
         description: "Group",
         attributes: vec![
-            string("displayName", "A human-readable name for the Group.").required(),
+            string("displayName", "A human-readable name for the Group.").name_text().required(),
             AttributeDef::new("members", T::Complex, "A list of members of the Group.").multi().subs(vec![
-                string("value", "Identifier of the member of this Group.").case_exact().mutability(M::Immutable),
+                string("value", "Identifier of the member of this Group.")
+                    .identifier()
+                    .case_exact()
+                    .mutability(M::Immutable),
                 AttributeDef::new("$ref", T::Reference, "The URI of the member resource.")
                     .case_exact()
                     .mutability(M::Immutable)

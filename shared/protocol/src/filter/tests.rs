@@ -341,3 +341,27 @@ fn indexed_equalities_are_recognised() {
     }
     assert_eq!(idx(group(), r#"members[value eq "u1" or value eq "u2"]"#), None);
 }
+
+// RFC 7643 §4.1 makes `password` returned "never". A filter that could test
+// it would reveal it one character at a time (`password sw "S"`), so no
+// filter may name it, alone, combined with an indexed term, or qualified.
+#[test]
+fn never_returned_attributes_cannot_be_filtered_on() {
+    for text in [
+        r#"password sw "S""#,
+        r#"userName eq "alice" and password sw "S""#,
+        r#"password pr"#,
+        r#"PASSWORD eq "x""#,
+        r#"urn:ietf:params:scim:schemas:core:2.0:User:password eq "x""#,
+        r#"not (password co "a")"#,
+    ] {
+        let e = Filter::parse_for(text, user()).err().unwrap_or_else(|| unreachable!("{text} accepted"));
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidFilter)), "{text}");
+        assert!(e.detail.contains("never returned"), "{text}: {}", e.detail);
+    }
+    // Even unvalidated, evaluation sees no value there.
+    let stored = json!({ "userName": "alice", "password": "S3cret" }).as_object().cloned().unwrap_or_default();
+    let f = Filter::parse(r#"password sw "S""#).unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(!f.matches(user(), &stored));
+    assert!(Filter::parse(r#"password pr"#).is_ok_and(|f| !f.matches(user(), &stored)));
+}

@@ -599,3 +599,46 @@ fn a_hundred_member_patch_is_a_hundred_adds() {
     assert_eq!(out.members.add.len(), 100);
     assert!(!out.members.clear);
 }
+
+// Requests past the operation cap are refused before any is applied.
+#[test]
+fn operations_are_capped() {
+    let one = json!({ "op": "replace", "path": "displayName", "value": "x" });
+    let at_cap = ops(Value::Array(vec![one.clone(); MAX_PATCH_OPERATIONS]));
+    assert!(patch(user(), &bjensen(), at_cap).is_ok());
+    let e = fail(user(), &bjensen(), ops(Value::Array(vec![one; MAX_PATCH_OPERATIONS + 1])));
+    assert_eq!((e.status, e.scim_type), (400, Some(ScimType::TooMany)));
+    assert!(e.detail.contains(&format!("at most {MAX_PATCH_OPERATIONS}")), "{}", e.detail);
+}
+
+// A password set through PATCH, by path or in a value map, is dropped like
+// one sent on create; a value filter cannot name it either.
+#[test]
+fn patch_never_stores_a_password() {
+    for body in [
+        ops(json!([{ "op": "replace", "path": "password", "value": "S3cret!" }])),
+        ops(json!([{ "op": "add", "value": { "password": "S3cret!" } }])),
+        ops(json!([{ "op": "replace", "value": { "urn:ietf:params:scim:schemas:core:2.0:User:password": "S3cret!" } }])),
+    ] {
+        let out = ok(user(), &bjensen(), body.clone());
+        assert!(!out.resource.contains_key("password"), "{body}");
+        assert!(!out.changed, "{body}: dropping the password changes nothing");
+    }
+    let e = fail(user(), &bjensen(), ops(json!([{ "op": "remove", "path": "emails[value sw \"b\"].password" }])));
+    assert_eq!(e.status, 400);
+}
+
+// PATCH values follow the same type rules as a created resource.
+#[test]
+fn patch_values_of_the_wrong_type_are_refused() {
+    for (body, expected) in [
+        (ops(json!([{ "op": "replace", "path": "userName", "value": 12345 }])), "'userName' must be a string"),
+        (ops(json!([{ "op": "add", "path": "emails", "value": "x" }])), "must be a JSON array"),
+        (ops(json!([{ "op": "replace", "value": { "displayName": "a\u{202e}b" } }])), "bidirectional override"),
+        (ops(json!([{ "op": "replace", "path": "profileUrl", "value": "javascript:alert(1)" }])), "http or https"),
+    ] {
+        let e = fail(user(), &bjensen(), body.clone());
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)), "{body}: {e}");
+        assert!(e.detail.contains(expected), "{body}: {}", e.detail);
+    }
+}

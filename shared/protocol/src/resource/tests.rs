@@ -84,7 +84,7 @@ fn names_are_case_insensitive_and_string_booleans_accepted() {
             "Active": "False",
             "NAME": { "GivenName": "A", "FAMILYNAME": "B" },
             "Emails": [{ "Value": "a@b.c", "Primary": "True", "TYPE": "work" }],
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": { "EmployeeNumber": 42 }
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": { "EmployeeNumber": "42" }
         }),
     );
     assert_eq!(
@@ -164,7 +164,7 @@ fn refusals_say_what_is_wrong() {
         (json!({ "userName": {"a": 1} }), ScimType::InvalidValue, "'userName' must be a string"),
         (json!({ "userName": "x", "name": "Barbara" }), ScimType::InvalidValue, "'name' must be a JSON object"),
         (
-            json!({ "userName": "x", "name": { "givenName": 5.5, "familyName": [] } }),
+            json!({ "userName": "x", "name": { "givenName": "B", "familyName": [] } }),
             ScimType::InvalidValue,
             "single-valued",
         ),
@@ -175,6 +175,43 @@ fn refusals_say_what_is_wrong() {
         ),
         (json!({ "userName": "x", "emails": [[{ "value": "a" }]] }), ScimType::InvalidValue, "nested array"),
         (json!({ "userName": "x", urn::ENTERPRISE_USER: "text" }), ScimType::InvalidSyntax, "must be a JSON object"),
+        // Wrong JSON types are refused, naming the attribute, never converted.
+        (json!({ "userName": 12345 }), ScimType::InvalidValue, "'userName' must be a string; got a number"),
+        (json!({ "userName": true }), ScimType::InvalidValue, "'userName' must be a string; got a boolean"),
+        (json!({ "userName": "x", "externalId": 7 }), ScimType::InvalidValue, "'externalId' must be a string"),
+        (json!({ "userName": "x", "name": { "givenName": 5.5 } }), ScimType::InvalidValue, "'name.givenName' must be a string"),
+        (
+            json!({ "userName": "x", urn::ENTERPRISE_USER: { "employeeNumber": 42 } }),
+            ScimType::InvalidValue,
+            "employeeNumber' must be a string; got a number",
+        ),
+        (json!({ "userName": "x", "emails": "x" }), ScimType::InvalidValue, "'emails' is multi-valued and must be a JSON array"),
+        (json!({ "userName": "x", "emails": { "value": "a@b.c" } }), ScimType::InvalidValue, "must be a JSON array"),
+        (json!({ "userName": "x", "emails": ["a@b.c"] }), ScimType::InvalidValue, "'emails' must be a JSON object"),
+        (json!({ "userName": "x", "profileUrl": true }), ScimType::InvalidValue, "'profileUrl' must be a URI string"),
+        (json!({ "userName": "x", "profileUrl": "javascript:alert(1)" }), ScimType::InvalidValue, "http or https URL"),
+        (json!({ "userName": "x", "profileUrl": "data:text/html,x" }), ScimType::InvalidValue, "http or https URL"),
+        (json!({ "userName": "x", "profileUrl": "/relative" }), ScimType::InvalidValue, "absolute http or https URL"),
+        (json!({ "userName": "x", "photos": [{ "value": "http://a b" }] }), ScimType::InvalidValue, "without spaces"),
+        (
+            json!({ "userName": "x", "x509Certificates": [{ "value": "not base64!" }] }),
+            ScimType::InvalidValue,
+            "'x509Certificates.value' must be base64",
+        ),
+        (json!({ "userName": "x", "x509Certificates": [{ "value": 12 }] }), ScimType::InvalidValue, "must be a base64 string"),
+        (json!({ "userName": "x", "active": "1" }), ScimType::InvalidValue, "'active' must be a boolean"),
+        // Control and invisible characters in identifiers and names.
+        (json!({ "userName": "admin\u{202e}gpj.exe" }), ScimType::InvalidValue, "bidirectional override (U+202E"),
+        (json!({ "userName": "ad\u{200b}min" }), ScimType::InvalidValue, "invisible character (U+200B"),
+        (json!({ "userName": "admin\u{0}" }), ScimType::InvalidValue, "control character (U+0000"),
+        (json!({ "userName": "admin\r\nX-Injected: 1" }), ScimType::InvalidValue, "control character (U+000D"),
+        (json!({ "userName": "admin " }), ScimType::InvalidValue, "whitespace at the start or end"),
+        (json!({ "userName": "x", "displayName": "Bob\u{202e}" }), ScimType::InvalidValue, "'displayName' holds"),
+        (json!({ "userName": "x", "name": { "familyName": "J\u{0}" } }), ScimType::InvalidValue, "'name.familyName' holds"),
+        (json!({ "userName": "x", "title": "a\u{7}" }), ScimType::InvalidValue, "'title' holds a control character"),
+        (json!({ "userName": "x", "externalId": "e\u{feff}" }), ScimType::InvalidValue, "'externalId' holds"),
+        // One attribute named twice, in two spellings.
+        (json!({ "userName": "x", "USERNAME": "y" }), ScimType::InvalidSyntax, "names 'userName' a second time"),
     ];
     for (body, scim_type, expected) in cases {
         let e = err(user(), body.clone());
@@ -186,10 +223,40 @@ fn refusals_say_what_is_wrong() {
 }
 
 #[test]
-fn single_values_are_taken_as_lists_of_one() {
-    let u = ok(user(), json!({ "userName": "x", "emails": { "value": "a@b.c" }, "phoneNumbers": "555" }));
-    assert_eq!(u["emails"], json!([{ "value": "a@b.c" }]));
-    assert_eq!(u["phoneNumbers"], json!([{ "value": "555" }]));
+fn free_text_keeps_its_lines_and_names_keep_their_scripts() {
+    let u = ok(
+        user(),
+        json!({
+            "userName": "x",
+            "name": { "givenName": "Ali\u{200c}reza", "familyName": "Núñez" },
+            "addresses": [{ "formatted": "100 Universal City Plaza\nHollywood, CA 91608 USA" }],
+            "profileUrl": "HTTPS://example.com/bjensen",
+            "x509Certificates": [{ "value": "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAwTjELMAkGA1UEBhMCVVMx" }]
+        }),
+    );
+    assert_eq!(u["name"]["givenName"], "Ali\u{200c}reza");
+    assert_eq!(u["addresses"][0]["formatted"], "100 Universal City Plaza\nHollywood, CA 91608 USA");
+}
+
+// A decomposed and a precomposed spelling of one userName are one name:
+// userName is kept in Unicode NFC.
+#[test]
+fn user_name_is_kept_in_nfc() {
+    let u = ok(user(), json!({ "userName": "jose\u{301}@example.com" }));
+    assert_eq!(u["userName"], "jos\u{e9}@example.com");
+    // externalId is case-exact and opaque: kept exactly as sent.
+    let u = ok(user(), json!({ "userName": "x", "externalId": "e\u{301}" }));
+    assert_eq!(u["externalId"], "e\u{301}");
+}
+
+// RFC 7643 §4.1: `password` is writeOnly and returned never. Users sign in
+// through their identity provider, so it is dropped on input: never stored.
+#[test]
+fn password_is_dropped_on_input() {
+    let u = ok(user(), json!({ "schemas": [urn::USER], "userName": "x", "password": "S3cret!", "PASSWORD": "t" }));
+    assert!(!u.contains_key("password"), "{u:?}");
+    let u = ok(user(), json!({ "userName": "x", "urn:ietf:params:scim:schemas:core:2.0:User:password": "S3cret!" }));
+    assert!(!u.contains_key("password"), "{u:?}");
 }
 
 #[test]
