@@ -592,6 +592,23 @@ async fn a_retried_delete_finishes_the_cleanup(t: TestTable) {
     assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
 }
 
+/// GIVEN a user in a group WHEN a client deletes the user's id as a group
+/// (`DELETE /Groups/{user id}`) THEN the answer is 404 and the user keeps
+/// its memberships: the cleanup of a half-failed delete never touches a
+/// resource of the other kind.
+async fn a_delete_of_the_wrong_kind_touches_nothing(t: TestTable) {
+    let dir = directory(Arc::clone(&t.table));
+    let acme = tenant(&dir, "acme").await;
+    let u = new_user(&dir, &acme, "kept@x.io").await;
+    let g = new_group(&dir, &acme, "Kept", &[&u]).await;
+    let wrong = dir.delete(&acme, Kind::Group, &u.id, None).await.map_err(scim).err();
+    assert_eq!(wrong.map(|e| e.status), Some(404));
+    let wrong = dir.delete(&acme, Kind::User, &g.id, None).await.map_err(scim).err();
+    assert_eq!(wrong.map(|e| e.status), Some(404));
+    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]));
+    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![g.id.clone()]));
+}
+
 /// GIVEN a group of n members WHEN one member is added THEN the calls made
 /// do not depend on n (docs/DATA_MODEL.md).
 async fn member_add_cost_is_independent_of_group_size(t: TestTable) {
@@ -907,6 +924,7 @@ conformance!(
     concurrent_member_adds_lose_nothing,
     memberships_never_outlive_a_concurrent_delete,
     a_retried_delete_finishes_the_cleanup,
+    a_delete_of_the_wrong_kind_touches_nothing,
     member_add_cost_is_independent_of_group_size,
     operation_costs,
     index_paging,

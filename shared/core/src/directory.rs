@@ -620,8 +620,13 @@ impl Directory {
             let item = match self.read_for_write(&key, kind, id, if_match).await {
                 Err(Error::Scim(e)) if e.status == 404 => {
                     // A delete that failed after removing the resource left
-                    // its memberships: the identity provider's retry ends here.
-                    self.remove_memberships(t, kind, id).await?;
+                    // its memberships: the identity provider's retry ends
+                    // here. Unless the id is a resource of the other kind
+                    // (a user's id sent to /Groups): those are its own.
+                    let other = if kind == Kind::User { Kind::Group } else { Kind::User };
+                    if model::is_possible_id(id) && self.table.get(&model::resource(t.as_str(), other, id)).await?.is_none() {
+                        self.remove_memberships(t, kind, id).await?;
+                    }
                     return Err(Error::Scim(e));
                 }
                 read => read?,

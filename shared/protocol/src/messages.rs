@@ -111,22 +111,29 @@ impl SearchRequest {
         let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
         let mut p = Params::default();
         for (key, value) in obj {
+            // RFC 7644 §3.4.3: `filter` and `cursor` are strings, `attributes`
+            // and `excludedAttributes` lists of strings, `startIndex` and
+            // `count` integers; another JSON type is the client's error.
             let text = || -> Result<String> {
                 match value {
                     Value::String(s) => Ok(s.clone()),
+                    _ => Err(ScimError::invalid_value(format!("'{key}' must be a string"))),
+                }
+            };
+            let list = || -> Result<String> {
+                match value {
                     Value::Array(items) => items
                         .iter()
                         .map(|i| i.as_str().map(str::to_string))
                         .collect::<Option<Vec<_>>>()
                         .map(|v| v.join(","))
-                        .ok_or_else(|| ScimError::invalid_syntax(format!("'{key}' must be a list of strings"))),
-                    _ => Err(ScimError::invalid_syntax(format!("'{key}' must be a string"))),
+                        .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be a list of strings"))),
+                    _ => Err(ScimError::invalid_value(format!("'{key}' must be a list of strings"))),
                 }
             };
             let int = || -> Result<i64> {
                 match value {
                     Value::Number(n) => n.as_i64().ok_or_else(|| not_integer(key)),
-                    Value::String(s) => parse_int(key, s),
                     _ => Err(not_integer(key)),
                 }
             };
@@ -142,8 +149,8 @@ impl SearchRequest {
                     }
                 }
                 "filter" => p.filter = Some(text()?),
-                "attributes" => p.attributes = Some(text()?),
-                "excludedattributes" => p.excluded = Some(text()?),
+                "attributes" => p.attributes = Some(list()?),
+                "excludedattributes" => p.excluded = Some(list()?),
                 "startindex" => p.start_index = Some(int()?),
                 "count" => p.count = Some(int()?),
                 "cursor" => p.cursor = Some(text()?),

@@ -208,7 +208,6 @@ fn attribute_cases(c: &mut Corpus) {
         ("schemas of numbers", json!({ "schemas": [1, 2], "userName": "a@b.c" })),
         ("group schema on a user", json!({ "schemas": [GROUP], "userName": "a@b.c" })),
         ("extension not an object", json!({ "schemas": [USER], "userName": "a@b.c", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": "x" })),
-        ("sub-attribute of a multi-valued key", json!({ "schemas": [USER], "userName": "a@b.c", "emails.value": "x" })),
     ] {
         c.json(what, "POST", format!("{BASE}/Users"), body);
     }
@@ -261,13 +260,11 @@ fn filter_cases(c: &mut Corpus) {
         ("unterminated value path", r#"emails[type eq "work""#.into()),
         ("empty value path", "emails[]".into()),
         ("empty parentheses", "()".into()),
-        ("empty filter text", " ".into()),
         ("bad escape", r#"userName eq "\q""#.into()),
         ("bad unicode escape", r#"userName eq "\uZZZZ""#.into()),
         ("number overflow", "meta.version gt 1e999999".into()),
         ("control character", "userName eq \"a\u{1}\"".into()),
         ("NUL", "userName\u{0} eq \"x\"".into()),
-        ("tab as separator only", "userName\teq\t\"x\"".into()),
         ("too long", long),
         ("too deep", deep),
         ("too deep not", deep_not),
@@ -289,7 +286,7 @@ fn filter_cases(c: &mut Corpus) {
         let body = json!({ "schemas": [SEARCH], "filter": f });
         c.json(format!(".search filter: {what}"), "POST", format!("{BASE}/Users/.search"), body);
     }
-    for (what, f) in [("group filter on a user attribute", r#"userName eq "x""#), ("members ordered", r#"members.value gt "x""#)]
+    for (what, f) in [("group filter on a user attribute", r#"userName eq "x""#), ("members pr with value", r#"members pr "x""#)]
     {
         let q = serde_urlencoded::to_string([("filter", f)]).unwrap_or_default();
         c.push(what, "GET", format!("{BASE}/Groups?{q}"), None);
@@ -594,6 +591,7 @@ async fn the_hostile_corpus_gets_scim_errors_and_changes_nothing() {
             failures.push(format!("{}: {} write calls", case.what, calls.writes()));
         }
     }
+    assert!(failures.is_empty(), "{} of {} requests misbehaved:\n{}", failures.len(), cases.len(), failures.join("\n"));
     let after = (f.get(&format!("{USERS}/{user}")).await.body, f.get(&format!("/acme/scim/v2/Groups/{group}")).await.body);
     assert_eq!(before, after, "the user and the group are unchanged");
     let counts = (
@@ -601,6 +599,5 @@ async fn the_hostile_corpus_gets_scim_errors_and_changes_nothing() {
         f.get("/acme/scim/v2/Groups?count=0").await.body["totalResults"].clone(),
     );
     assert_eq!(counts, (json!(1), json!(1)), "nothing was created");
-    assert!(failures.is_empty(), "{} of {} requests misbehaved:\n{}", failures.len(), cases.len(), failures.join("\n"));
     eprintln!("{} hostile requests refused; slowest {:?} ({})", cases.len(), slowest.0, slowest.1);
 }
