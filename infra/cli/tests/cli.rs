@@ -679,6 +679,225 @@ fn refusals_leave_kept_alive_connections_usable() {
     }
 }
 
+/// The host:port and SCIM base path of a runner, for raw connections.
+fn raw_target(runner: &Runner) -> (String, String) {
+    let base = runner.base_url();
+    (origin(&base).trim_start_matches("http://").to_string(), url_path(&base))
+}
+
+/// Whether the server closed the connection (EOF or reset) within `limit`.
+fn closed_within(reader: &mut BufReader<TcpStream>, limit: Duration) -> bool {
+    reader.get_ref().set_read_timeout(Some(limit)).unwrap_or_else(|e| panic!("{e}"));
+    let mut byte = [0u8; 1];
+    match reader.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    }
+}
+
+fn assert_raw_scim_error(what: &str, response: (u16, Vec<(String, String)>, String), status: u16) {
+    let (got, headers, body) = response;
+    assert_eq!(got, status, "{what}: {body}");
+    assert!(headers.iter().any(|(k, v)| k == "content-type" && v == "application/scim+json"), "{what}: {headers:?}");
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    assert_eq!(body["schemas"], json!([ERROR]), "{what}: {body}");
+    assert_eq!(body["status"], json!(status.to_string()), "{what}: {body}");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a hostile client can do to the local runner's connections, which
+/// the README suggests exposing through a tunnel: slow heads and idle
+/// connections are closed, connections over the cap get 503 (not silence),
+/// nobody without a token makes it hold request bodies, and malformed or
+/// ambiguous HTTP gets a SCIM error.
+#[test]
+fn hostile_connections_are_bounded() {
+    let dir = data_dir();
+    let runner = serve(dir.path(), &["--header-timeout", "1"]);
+    let (host, path) = raw_target(&runner);
+    let token = runner.token();
+
+    // A head sent one byte at a time is cut off after the header timeout,
+    // long before it is complete (the whole head would take 30 s).
+    let (mut writer, mut reader) = connect(&host);
+    let started = std::time::Instant::now();
+    let head = format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nX-Pad: {}\r\n\r\n", "p".repeat(60));
+    let mut cut_off = false;
+    for b in head.as_bytes() {
+        if writer.write_all(std::slice::from_ref(b)).is_err() {
+            cut_off = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        if started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    assert!(cut_off || closed_within(&mut reader, Duration::from_secs(2)), "a slow head was not cut off");
+    assert!(started.elapsed() < Duration::from_secs(8), "cut off after {:?}", started.elapsed());
+
+    // An idle kept-alive connection is closed after the same timeout.
+    let (mut writer, mut reader) = connect(&host);
+    let get = format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read_response(&mut reader).0, 200);
+    let idle = std::time::Instant::now();
+    assert!(closed_within(&mut reader, Duration::from_secs(5)), "an idle connection stayed open");
+    assert!(idle.elapsed() < Duration::from_secs(4), "closed after {:?}", idle.elapsed());
+
+    // Malformed, ambiguous or oversized heads: SCIM errors, then close.
+    let long_filter = format!("userName eq \"{}\"", "a".repeat(64 * 1024));
+    let long_url = format!("{path}/Users?filter={}", long_filter.replace(' ', "%20").replace('"', "%22"));
+    let big_headers: String = (0..40).map(|i| format!("X-Big-{i}: {}\r\n", "h".repeat(1000))).collect();
+    for (what, request, status) in [
+        (
+            "Content-Length with Transfer-Encoding",
+            format!(
+                "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/scim+json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+            400,
+        ),
+        ("HTTP/1.1 without Host", format!("GET {path}/Users HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n"), 400),
+        ("a 64 KB URL", format!("GET {long_url} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"), 414),
+        ("40 KB of headers", format!("GET {path}/Users HTTP/1.1\r\nHost: {host}\r\n{big_headers}\r\n"), 431),
+        ("a garbage request line", "HELLO THERE\r\n\r\n".to_string(), 400),
+        ("a bad header line", format!("GET {path}/Users HTTP/1.1\r\nHost: {host}\r\nNo Colon Here\r\n\r\n"), 400),
+        (
+            "two Authorization headers",
+            format!(
+                "GET {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nAuthorization: Bearer x\r\n\r\n"
+            ),
+            400,
+        ),
+        ("an id that is not UTF-8", format!("GET {path}/Users/%ff%fe HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"), 400),
+    ] {
+        let (mut writer, mut reader) = connect(&host);
+        writer.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_raw_scim_error(what, read_response(&mut reader), status);
+    }
+
+    // An unauthenticated large body is not waited for: the 401 comes at
+    // once and the connection closes.
+    let (mut writer, mut reader) = connect(&host);
+    let head = format!(
+        "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/scim+json\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let (status, headers, _) = read_response(&mut reader);
+    assert_eq!(status, 401);
+    assert!(headers.iter().any(|(k, v)| k == "connection" && v == "close"), "{headers:?}");
+
+    // 200 nearly complete unauthenticated 1 MB bodies do not make the
+    // server hold them.
+    let pid = runner.child.id();
+    let before = rss_kib(pid);
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let Ok(mut stream) = TcpStream::connect(&host) else { continue };
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+        let _ = stream.write_all(&vec![b'x'; 999_000]);
+        held.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let grown_mib = rss_kib(pid).saturating_sub(before) / 1024;
+    drop(held);
+    assert!(grown_mib < 48, "memory grew by {grown_mib} MiB for 200 unauthenticated bodies");
+    drop(runner);
+
+    // Connections over the cap are answered 503 with Retry-After.
+    let dir = data_dir();
+    let runner = serve(dir.path(), &["--max-connections", "3"]);
+    let (host, path) = raw_target(&runner);
+    let token = runner.token();
+    let idle: Vec<_> = (0..3).map(|_| connect(&host)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (_writer, mut reader) = connect(&host);
+    let (status, headers, body) = read_response(&mut reader);
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.iter().any(|(k, v)| k == "retry-after" && v == "1"), "{headers:?}");
+    assert_raw_scim_error("over the cap", (status, headers, body), 503);
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut writer, mut reader) = connect(&host);
+    let get = format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read_response(&mut reader).0, 200, "served again once connections closed");
+
+    // The store and the token file are the owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["store.redb", "issued-token"] {
+            let mode = std::fs::metadata(dir.path().join(file)).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o600), "{file}");
+        }
+    }
+}
+
+/// Every write the runner acknowledged survives `kill -9` in the middle of
+/// a write load.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = data_dir();
+    let runner = serve(dir.path(), &[]);
+    let (base, token) = (runner.base_url(), runner.token());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (base, token, stop, agent) = (base.clone(), token.clone(), Arc::clone(&stop), runner.agent.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let body = json!({ "schemas": [USER], "userName": format!("w{w}-{i}@example.com") }).to_string();
+                    let sent = agent
+                        .post(format!("{base}/Users"))
+                        .header("Authorization", format!("Bearer {token}"))
+                        .header("Content-Type", "application/scim+json")
+                        .send(body);
+                    match sent {
+                        Ok(mut r) if r.status().as_u16() == 201 => {
+                            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default())
+                                .unwrap_or_default();
+                            acknowledged.push(v["id"].as_str().unwrap_or_default().to_string());
+                        }
+                        _ => break, // the server is gone
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut runner = runner;
+    runner.child.kill().unwrap_or_else(|e| panic!("{e}")); // SIGKILL, mid-write
+    let _ = runner.child.wait();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acknowledged: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect();
+    assert!(acknowledged.len() > 20, "the load made only {} writes", acknowledged.len());
+    drop(runner);
+
+    let restarted = serve(dir.path(), &[]);
+    for id in &acknowledged {
+        let r = restarted.request("GET", &format!("/Users/{id}"), Some(&token), None, &[]);
+        assert_eq!(r.status, 200, "acknowledged user {id} was lost: {}", r.body);
+    }
+}
+
 #[test]
 fn local_runner_keeps_data_and_tokens_across_restarts() {
     let dir = data_dir();
