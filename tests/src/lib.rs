@@ -122,6 +122,28 @@ finally:
         server.kill()
 "#;
 
+/// moto's server, applying one request at a time. moto carries out a
+/// request in several steps without a lock, and a transaction that fails
+/// puts back a copy of the whole table taken when it began: two requests
+/// at once can undo each other (a conditional write that lost, rolled back
+/// while the one that won was being written, erases the winner). DynamoDB
+/// applies every request atomically; serialising them here restores that,
+/// so the tests see DynamoDB's guarantees rather than the emulator's races.
+const SERIAL_SERVER: &str = r#"
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+app = DomainDispatcherApplication(create_backend_app)
+one_at_a_time = threading.Lock()
+
+def serial(environ, start_response):
+    with one_at_a_time:
+        return list(app(environ, start_response))
+
+run_simple(sys.argv[1], int(sys.argv[2]), serial, threaded=True)
+"#;
+
 fn start_emulator() -> Result<Emulator, String> {
     let server = moto_server()?;
     let port = free_port()?;
@@ -129,8 +151,8 @@ fn start_emulator() -> Result<Emulator, String> {
     let mut child = Command::new(&python)
         .arg("-c")
         .arg(WATCHDOG)
-        .arg(&server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .arg(&python)
+        .args(["-c", SERIAL_SERVER, "127.0.0.1", &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -474,6 +474,71 @@ async fn concurrent_member_adds_lose_nothing(t: TestTable) {
     assert_eq!(final_version, Some(1 + 12), "each add bumped the version once");
 }
 
+/// GIVEN one user WHEN 20 PATCHes without If-Match change it at once THEN
+/// none is answered 409 (the directory retries contended writes itself;
+/// 503 is the answer only when it truly cannot) and every one answered
+/// with success is kept.
+async fn concurrent_patches_are_serialised_not_refused(t: TestTable) {
+    let dir = Arc::new(directory(t.table));
+    let acme = tenant(&dir, "acme").await;
+    let u = new_user(&dir, &acme, "contended@x.io").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (dir, acme, id) = (Arc::clone(&dir), acme.clone(), u.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let add = patch(json!({ "Operations": [
+                { "op": "add", "path": "emails", "value": [{ "value": format!("e{i}@x.io"), "type": "other" }] }
+            ] }));
+            dir.patch(&acme, Kind::User, &id, &add, None).await.map_err(scim)
+        }));
+    }
+    let mut applied = 0;
+    for task in tasks {
+        match task.await.unwrap_or_else(|e| panic!("{e}")) {
+            Ok(_) => applied += 1,
+            Err(e) => assert_eq!(e.status, 503, "{e}"),
+        }
+    }
+    let stored = dir.get(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let kept = stored.resource["emails"].as_array().map_or(0, Vec::len);
+    assert_eq!(kept, applied, "every success was kept (version {})", stored.version);
+    assert!(applied >= 10, "only {applied} of 20 applied");
+}
+
+/// GIVEN the stored-size limit WHEN a user over it is created, or grown
+/// past it by PATCH THEN both stores refuse it alike, before any write, with
+/// a 400 that names the limit; and an item over DynamoDB's 400 KB item limit
+/// is refused by the embedded store as DynamoDB refuses it.
+async fn oversized_resources_are_refused_alike(t: TestTable) {
+    let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
+    let dir = directory(counting.clone());
+    let acme = tenant(&dir, "acme").await;
+    let roles: Vec<Value> = (0..5_000).map(|i| json!({ "value": format!("role-number-{i:05}") })).collect();
+    let body = json!({ "userName": "big@x.io", "roles": roles.clone() });
+    let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
+    counting.take();
+    let e = dir.create(&acme, Kind::User, attrs, &[]).await.map_err(scim).err();
+    assert_eq!(e.as_ref().map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::InvalidValue))));
+    assert!(e.is_some_and(|e| e.detail.contains("at most 102400 bytes")));
+    assert_eq!(counting.take().writes(), 0);
+
+    let u = new_user(&dir, &acme, "grows@x.io").await;
+    counting.take();
+    let grow = patch(json!({ "Operations": [{ "op": "add", "path": "roles", "value": roles }] }));
+    let e = dir.patch(&acme, Kind::User, &u.id, &grow, None).await.map_err(scim).err();
+    assert_eq!(e.map(|e| e.status), Some(400));
+    assert_eq!(counting.take().writes(), 0);
+
+    let huge =
+        Item { pk: "T#acme#RAW".into(), sk: "x".into(), version: 1, data: "x".repeat(401 * 1024), ..Item::default() };
+    let refused = t.table.write(Write::Put { item: huge, cond: Cond::Always }).await;
+    assert!(matches!(refused, Err(StoreError::Limit(_) | StoreError::Unavailable(_))), "{refused:?}");
+    let long_key =
+        Item { pk: "T#acme#RAW".into(), sk: "k".repeat(1025), version: 1, data: "{}".into(), ..Item::default() };
+    let refused = t.table.write(Write::Put { item: long_key, cond: Cond::Always }).await;
+    assert!(matches!(refused, Err(StoreError::Limit(_) | StoreError::Unavailable(_))), "{refused:?}");
+}
+
 /// A table that lets a test step in at a chosen moment: deleting an item
 /// just before the first batch of member entries is written (a concurrent
 /// delete landing between a member add's checks and its writes), or failing
@@ -925,6 +990,8 @@ conformance!(
     memberships_never_outlive_a_concurrent_delete,
     a_retried_delete_finishes_the_cleanup,
     a_delete_of_the_wrong_kind_touches_nothing,
+    concurrent_patches_are_serialised_not_refused,
+    oversized_resources_are_refused_alike,
     member_add_cost_is_independent_of_group_size,
     operation_costs,
     index_paging,

@@ -731,7 +731,8 @@ fn hostile_connections_are_bounded() {
     // long before it is complete (the whole head would take 30 s).
     let (mut writer, mut reader) = connect(&host);
     let started = std::time::Instant::now();
-    let head = format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nX-Pad: {}\r\n\r\n", "p".repeat(60));
+    let head =
+        format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nX-Pad: {}\r\n\r\n", "p".repeat(60));
     let mut cut_off = false;
     for b in head.as_bytes() {
         if writer.write_all(std::slice::from_ref(b)).is_err() {
@@ -748,7 +749,8 @@ fn hostile_connections_are_bounded() {
 
     // An idle kept-alive connection is closed after the same timeout.
     let (mut writer, mut reader) = connect(&host);
-    let get = format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let get =
+        format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
     writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read_response(&mut reader).0, 200);
     let idle = std::time::Instant::now();
@@ -769,7 +771,11 @@ fn hostile_connections_are_bounded() {
             400,
         ),
         ("HTTP/1.1 without Host", format!("GET {path}/Users HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n"), 400),
-        ("a 64 KB URL", format!("GET {long_url} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"), 414),
+        (
+            "a 64 KB URL",
+            format!("GET {long_url} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"),
+            414,
+        ),
         ("40 KB of headers", format!("GET {path}/Users HTTP/1.1\r\nHost: {host}\r\n{big_headers}\r\n"), 431),
         ("a garbage request line", "HELLO THERE\r\n\r\n".to_string(), 400),
         ("a bad header line", format!("GET {path}/Users HTTP/1.1\r\nHost: {host}\r\nNo Colon Here\r\n\r\n"), 400),
@@ -780,7 +786,11 @@ fn hostile_connections_are_bounded() {
             ),
             400,
         ),
-        ("an id that is not UTF-8", format!("GET {path}/Users/%ff%fe HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"), 400),
+        (
+            "an id that is not UTF-8",
+            format!("GET {path}/Users/%ff%fe HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"),
+            400,
+        ),
     ] {
         let (mut writer, mut reader) = connect(&host);
         writer.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -831,7 +841,8 @@ fn hostile_connections_are_bounded() {
     drop(idle);
     std::thread::sleep(Duration::from_millis(300));
     let (mut writer, mut reader) = connect(&host);
-    let get = format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let get =
+        format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
     writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read_response(&mut reader).0, 200, "served again once connections closed");
 

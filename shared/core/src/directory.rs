@@ -624,7 +624,9 @@ impl Directory {
                     // here. Unless the id is a resource of the other kind
                     // (a user's id sent to /Groups): those are its own.
                     let other = if kind == Kind::User { Kind::Group } else { Kind::User };
-                    if model::is_possible_id(id) && self.table.get(&model::resource(t.as_str(), other, id)).await?.is_none() {
+                    if model::is_possible_id(id)
+                        && self.table.get(&model::resource(t.as_str(), other, id)).await?.is_none()
+                    {
                         self.remove_memberships(t, kind, id).await?;
                     }
                     return Err(Error::Scim(e));
@@ -693,7 +695,11 @@ impl Directory {
                 .take(10)
                 .map(|id| if model::is_possible_id(id) { format!("'{id}'") } else { format!("<{} bytes>", id.len()) })
                 .collect();
-            let more = if unknown.len() > named.len() { format!(" and {} more", unknown.len() - named.len()) } else { String::new() };
+            let more = if unknown.len() > named.len() {
+                format!(" and {} more", unknown.len() - named.len())
+            } else {
+                String::new()
+            };
             return Err(ScimError::invalid_value(format!(
                 "{} unknown member(s): {}{more}; every member must be a user or group of this tenant",
                 unknown.len(),

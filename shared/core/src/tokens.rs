@@ -248,10 +248,7 @@ mod tests {
         assert_eq!(set.verify(&text, ip("192.168.1.1"), now()).err(), Some(Refusal::Forbidden));
         assert_eq!(set.verify(&text, None, now()).err(), Some(Refusal::Forbidden));
         let later = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        assert_eq!(
-            set.verify(&text, ip("10.1.2.3"), later).err(),
-            Some(Refusal::Unauthorized(Unauthorized::Expired))
-        );
+        assert_eq!(set.verify(&text, ip("10.1.2.3"), later).err(), Some(Refusal::Unauthorized(Unauthorized::Expired)));
         assert!(issue(None, None, vec!["not-an-ip".into()], now()).is_err());
         assert!(issue(None, Some("tomorrow".into()), vec![], now()).is_err());
     }

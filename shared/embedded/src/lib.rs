@@ -170,6 +170,13 @@ fn store(
     old: Option<&Item>,
     item: &Item,
 ) -> Result<(), StoreError> {
+    // DynamoDB's key limits (partition key 2,048 bytes, sort key 1,024), so
+    // that what works here works there.
+    for key in std::iter::once((&item.pk, &item.sk)).chain(item.gsi1.as_ref().map(|g| (&g.pk, &g.sk))) {
+        if key.0.len() > 2048 || key.1.len() > 1024 {
+            return Err(StoreError::Limit("a key longer than DynamoDB allows".into()));
+        }
+    }
     if let Some(g) = old.and_then(|o| o.gsi1.as_ref()) {
         gsi.remove((g.pk.as_str(), g.sk.as_str(), item.pk.as_str(), item.sk.as_str())).map_err(unavailable)?;
     }

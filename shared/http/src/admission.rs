@@ -171,7 +171,10 @@ pub async fn admit(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
         // Not a SCIM path: answered 404 by the router, after a small body.
         let small = declared_length(&parts.headers).is_none_or(|n| n <= UNAUTHENTICATED_DRAIN as u64);
         let drained = small
-            && matches!(read_body(body, 0, UNAUTHENTICATED_DRAIN, BODY_READ_TIMEOUT).await, Read::Whole(_) | Read::Over);
+            && matches!(
+                read_body(body, 0, UNAUTHENTICATED_DRAIN, BODY_READ_TIMEOUT).await,
+                Read::Whole(_) | Read::Over
+            );
         let response = next.run(Request::from_parts(parts, Body::empty())).await;
         return if drained { response } else { closing(response) };
     };
@@ -195,7 +198,8 @@ pub async fn admit(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 async fn read_authenticated_body(app: &App, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Response> {
     let limit = app.body_limit;
     let too_large = || ApiError(crate::extract::body_too_large(limit)).into_response();
-    if declared_length(headers).is_some_and(|n| n > limit as u64 && (awaits_continue(headers) || n > DRAIN_LIMIT as u64))
+    if declared_length(headers)
+        .is_some_and(|n| n > limit as u64 && (awaits_continue(headers) || n > DRAIN_LIMIT as u64))
     {
         return Err(closing(too_large()));
     }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::request::Parts;
 use http::header;
+use http::request::Parts;
 use lockstep_core::tokens::{Refusal, TokenSet, TokenStore, Unauthorized};
 use lockstep_core::{Tenant, TenantId};
 use scim_protocol::ScimError;

@@ -76,7 +76,7 @@ pub fn client_ip(app: &App, req: &Parts) -> Option<IpAddr> {
         return ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
     }
     let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())?;
-    if !app.from_trusted_proxy(req) {
+    if !app.is_trusted_proxy(req) {
         return Some(peer);
     }
     let forwarded = req.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());

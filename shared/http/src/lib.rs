@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use http::request::Parts;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use http::request::Parts;
 use lockstep_core::clock::Clock;
 use lockstep_core::tokens::TokenStore;
 use lockstep_core::{Directory, Tenant, TenantId};
@@ -81,7 +81,7 @@ impl App {
     }
 
     /// Whether the connection itself comes from a trusted proxy.
-    pub(crate) fn from_trusted_proxy(&self, req: &Parts) -> bool {
+    pub(crate) fn is_trusted_proxy(&self, req: &Parts) -> bool {
         !self.trusted_proxies.is_empty()
             && server::peer(req).is_some_and(|peer| self.trusted_proxies.iter().any(|net| net.contains(&peer.ip())))
     }
@@ -100,7 +100,7 @@ impl App {
         let (mut scheme, mut host) = ("http", text(http::header::HOST.as_str()));
         if let Some(domain) = extract::api_gateway_domain(req) {
             (scheme, host) = ("https", Some(domain));
-        } else if self.from_trusted_proxy(req) {
+        } else if self.is_trusted_proxy(req) {
             if let Some(forwarded) = text("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim) {
                 host = Some(forwarded);
             }
@@ -120,7 +120,8 @@ impl App {
 /// trailing slash.
 pub fn public_origin(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
-    let bad = || format!("the public URL '{url}' must be http:// or https:// followed by a host name and an optional path");
+    let bad =
+        || format!("the public URL '{url}' must be http:// or https:// followed by a host name and an optional path");
     let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err(bad());

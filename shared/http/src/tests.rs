@@ -133,7 +133,8 @@ impl Fixture {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Reply { status, headers, body }
     }
@@ -383,7 +384,11 @@ async fn a_store_failure_is_logged_with_its_request_and_tenant_and_hidden_from_t
     assert_eq!(failure["level"], "ERROR");
     assert!(failure["error"].as_str().is_some_and(|e| e.contains("10.0.0.7")), "{failure}");
     let span = &failure["span"];
-    assert_eq!((span["request_id"].as_str(), span["tenant"].as_str()), (Some(ours.as_str()), Some("acme")), "{failure}");
+    assert_eq!(
+        (span["request_id"].as_str(), span["tenant"].as_str()),
+        (Some(ours.as_str()), Some("acme")),
+        "{failure}"
+    );
     assert_eq!((span["method"].as_str(), span["route"].as_str()), (Some("POST"), Some("/Users")));
     assert!(span["token"].as_str().is_some_and(|t| !t.is_empty() && t != f.token), "the token's id: {failure}");
     assert!(!text.contains(&f.token) && !text.contains("ada@example.com"), "no token, no body in the logs: {text}");

@@ -338,7 +338,8 @@ pub(crate) fn coerce_single(def: &AttributeDef, value: &Value, name: Name<'_>) -
 /// Base64 as RFC 4648 §4 defines it, padding optional.
 const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
 /// A reference is a URI without spaces or control characters. One that

@@ -478,7 +478,9 @@ fn enterprise_user_schema() -> Schema {
             string("division", "Identifies the name of a division."),
             string("department", "Identifies the name of a department."),
             AttributeDef::new("manager", T::Complex, "The User's manager.").subs(vec![
-                string("value", "The id of the SCIM resource representing the User's manager.").identifier().case_exact(),
+                string("value", "The id of the SCIM resource representing the User's manager.")
+                    .identifier()
+                    .case_exact(),
                 AttributeDef::new("$ref", T::Reference, "The URI of the manager's User resource.")
                     .case_exact()
                     .refs(&["User"]),

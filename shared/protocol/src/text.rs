@@ -90,7 +90,10 @@ fn is_other_format(c: char) -> bool {
 fn refused(rule: TextRule, s: &str) -> Option<(char, &'static str)> {
     // A blank value is left to the `required` check, which says it better.
     let blank = s.trim().is_empty();
-    if rule == TextRule::Identifier && !blank && (s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace)) {
+    if rule == TextRule::Identifier
+        && !blank
+        && (s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace))
+    {
         return Some((' ', "whitespace at the start or end"));
     }
     s.chars().find_map(|c| {
@@ -125,11 +128,7 @@ pub fn check(rule: TextRule, s: &str, name: &dyn std::fmt::Display) -> Result<()
 
 /// `s` in Unicode Normalization Form C.
 pub fn nfc(s: &str) -> String {
-    if is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes {
-        s.to_string()
-    } else {
-        s.nfc().collect()
-    }
+    if is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes { s.to_string() } else { s.nfc().collect() }
 }
 
 /// The form in which case-insensitive identifiers are compared: NFC,
@@ -157,7 +156,8 @@ mod tests {
 
     #[test]
     fn names_refuse_controls_bidi_overrides_and_fillers() {
-        for good in ["Barbara Jensen", "José Núñez", "محمد", "שלום", "می\u{200C}خواهم", "👩\u{200D}💻", "李小龍"] {
+        for good in ["Barbara Jensen", "José Núñez", "محمد", "שלום", "می\u{200C}خواهم", "👩\u{200D}💻", "李小龍"]
+        {
             assert!(ok(TextRule::Name, good), "{good:?}");
         }
         for bad in [
@@ -178,7 +178,9 @@ mod tests {
 
     #[test]
     fn identifiers_refuse_every_invisible_and_edge_whitespace() {
-        for good in ["bjensen@example.com", "Barbara Jensen", "0f1c9e3a-5d1b-4bb0-9d0c-7b0f1c9e3a5d", "josé@example.com"] {
+        for good in
+            ["bjensen@example.com", "Barbara Jensen", "0f1c9e3a-5d1b-4bb0-9d0c-7b0f1c9e3a5d", "josé@example.com"]
+        {
             assert!(ok(TextRule::Identifier, good), "{good:?}");
         }
         for bad in [
@@ -200,7 +202,10 @@ mod tests {
     fn errors_name_the_attribute_and_the_code_point() {
         let e = check(TextRule::Name, "admin\u{202E}gpj.exe", &"displayName").err().map(|e| e.detail);
         let detail = e.unwrap_or_default();
-        assert!(detail.contains("'displayName'") && detail.contains("U+202E") && detail.contains("character 5"), "{detail}");
+        assert!(
+            detail.contains("'displayName'") && detail.contains("U+202E") && detail.contains("character 5"),
+            "{detail}"
+        );
     }
 
     #[test]

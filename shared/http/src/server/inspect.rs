@@ -420,7 +420,10 @@ mod tests {
     #[test]
     fn heads_are_framed_by_their_body_length() {
         assert!(matches!(framing_of("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(Framing::Head)));
-        assert!(matches!(framing_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n"), Ok(Framing::Body(12))));
+        assert!(matches!(
+            framing_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n"),
+            Ok(Framing::Body(12))
+        ));
         assert!(matches!(
             framing_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
             Ok(Framing::Chunked(_))

@@ -126,9 +126,8 @@ pub async fn serve(
 
 /// Answer a connection over the limit with `503` and close it.
 async fn refuse_busy(mut stream: TcpStream, _slot: OwnedSemaphorePermit) {
-    let body = ScimError::service_unavailable("the server has too many open connections; retry shortly")
-        .to_json()
-        .to_string();
+    let body =
+        ScimError::service_unavailable("the server has too many open connections; retry shortly").to_json().to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\n\
          retry-after: 1\r\nconnection: close\r\n\r\n{body}",

@@ -165,7 +165,16 @@ fn attribute_cases(c: &mut Corpus) {
     }
     // Characters that make look-alikes or break logs, in identifiers and names.
     for bad in [
-        "\u{0}", "\r\n", "\u{7}", "\u{1b}[2J", "\u{202e}", "\u{2066}", "\u{200b}", "\u{2060}", "\u{feff}", "\u{ad}",
+        "\u{0}",
+        "\r\n",
+        "\u{7}",
+        "\u{1b}[2J",
+        "\u{202e}",
+        "\u{2066}",
+        "\u{200b}",
+        "\u{2060}",
+        "\u{feff}",
+        "\u{ad}",
         "\u{85}",
     ] {
         let escaped = format!("{bad:?}");
@@ -203,11 +212,17 @@ fn attribute_cases(c: &mut Corpus) {
         ("userName NBSP", json!({ "schemas": [USER], "userName": "a\u{a0}b@c.d" })),
         ("userName too long", json!({ "schemas": [USER], "userName": "a".repeat(2000) })),
         ("unknown schema", json!({ "schemas": [USER, "urn:evil:schema"], "userName": "a@b.c" })),
-        ("schemas without core", json!({ "schemas": ["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"], "userName": "a@b.c" })),
+        (
+            "schemas without core",
+            json!({ "schemas": ["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"], "userName": "a@b.c" }),
+        ),
         ("schemas a string", json!({ "schemas": USER, "userName": "a@b.c" })),
         ("schemas of numbers", json!({ "schemas": [1, 2], "userName": "a@b.c" })),
         ("group schema on a user", json!({ "schemas": [GROUP], "userName": "a@b.c" })),
-        ("extension not an object", json!({ "schemas": [USER], "userName": "a@b.c", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": "x" })),
+        (
+            "extension not an object",
+            json!({ "schemas": [USER], "userName": "a@b.c", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": "x" }),
+        ),
     ] {
         c.json(what, "POST", format!("{BASE}/Users"), body);
     }
@@ -286,13 +301,24 @@ fn filter_cases(c: &mut Corpus) {
         let body = json!({ "schemas": [SEARCH], "filter": f });
         c.json(format!(".search filter: {what}"), "POST", format!("{BASE}/Users/.search"), body);
     }
-    for (what, f) in [("group filter on a user attribute", r#"userName eq "x""#), ("members pr with value", r#"members pr "x""#)]
+    for (what, f) in
+        [("group filter on a user attribute", r#"userName eq "x""#), ("members pr with value", r#"members pr "x""#)]
     {
         let q = serde_urlencoded::to_string([("filter", f)]).unwrap_or_default();
         c.push(what, "GET", format!("{BASE}/Groups?{q}"), None);
     }
-    c.json("root .search with password", "POST", format!("{BASE}/.search"), json!({ "schemas": [SEARCH], "filter": "password pr" }));
-    c.json("root .search with a filter no type knows", "POST", format!("{BASE}/.search"), json!({ "schemas": [SEARCH], "filter": "nope eq 1" }));
+    c.json(
+        "root .search with password",
+        "POST",
+        format!("{BASE}/.search"),
+        json!({ "schemas": [SEARCH], "filter": "password pr" }),
+    );
+    c.json(
+        "root .search with a filter no type knows",
+        "POST",
+        format!("{BASE}/.search"),
+        json!({ "schemas": [SEARCH], "filter": "nope eq 1" }),
+    );
 }
 
 fn paging_cases(c: &mut Corpus) {
@@ -328,7 +354,12 @@ fn paging_cases(c: &mut Corpus) {
     ] {
         c.json(format!(".search paging {body}"), "POST", format!("{BASE}/Users/.search"), body);
     }
-    c.json("root .search with a cursor", "POST", format!("{BASE}/.search"), json!({ "schemas": [SEARCH], "cursor": "" }));
+    c.json(
+        "root .search with a cursor",
+        "POST",
+        format!("{BASE}/.search"),
+        json!({ "schemas": [SEARCH], "cursor": "" }),
+    );
 }
 
 fn patch_cases(c: &mut Corpus) {
@@ -357,33 +388,66 @@ fn patch_cases(c: &mut Corpus) {
         ("userName with a bidi override", json!([{ "op": "replace", "path": "userName", "value": "x\u{202e}" }])),
         ("active yes", json!([{ "op": "replace", "path": "active", "value": "yes" }])),
         ("emails a string", json!([{ "op": "add", "path": "emails", "value": "x" }])),
-        ("emails two primaries", json!([{ "op": "add", "path": "emails", "value": [{ "value": "a", "primary": true }, { "value": "b", "primary": true }] }])),
+        (
+            "emails two primaries",
+            json!([{ "op": "add", "path": "emails", "value": [{ "value": "a", "primary": true }, { "value": "b", "primary": true }] }]),
+        ),
         ("value map not an object", json!([{ "op": "replace", "value": "x" }])),
         ("value map with a bad type", json!([{ "op": "replace", "value": { "active": "maybe" } }])),
         ("value map with a bad path key", json!([{ "op": "replace", "value": { "emails[type eq": "x" } }])),
-        ("extension value not an object", json!([{ "op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": 5 }])),
-        ("filter on a whole extension", json!([{ "op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User[x eq 1]", "value": 5 }])),
+        (
+            "extension value not an object",
+            json!([{ "op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": 5 }]),
+        ),
+        (
+            "filter on a whole extension",
+            json!([{ "op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User[x eq 1]", "value": 5 }]),
+        ),
         ("profileUrl javascript", json!([{ "op": "replace", "path": "profileUrl", "value": "javascript:alert(1)" }])),
-        ("sub-attribute of an unknown", json!([{ "op": "replace", "path": "emails[type eq \"work\"].shoe", "value": "x" }])),
+        (
+            "sub-attribute of an unknown",
+            json!([{ "op": "replace", "path": "emails[type eq \"work\"].shoe", "value": "x" }]),
+        ),
     ] {
         c.patch(format!("user PATCH: {what}"), &user, ops);
     }
     for (what, ops) in [
-        ("add unknown member", json!([{ "op": "add", "path": "members", "value": [{ "value": "00000000-0000-4000-8000-000000000000" }] }])),
+        (
+            "add unknown member",
+            json!([{ "op": "add", "path": "members", "value": [{ "value": "00000000-0000-4000-8000-000000000000" }] }]),
+        ),
         ("add member without value", json!([{ "op": "add", "path": "members", "value": [{ "display": "x" }] }])),
         ("add itself", json!([{ "op": "add", "path": "members", "value": [{ "value": "{group}" }] }])),
-        ("add a member of 5000 bytes", json!([{ "op": "add", "path": "members", "value": [{ "value": "m".repeat(5000) }] }])),
+        (
+            "add a member of 5000 bytes",
+            json!([{ "op": "add", "path": "members", "value": [{ "value": "m".repeat(5000) }] }]),
+        ),
         ("remove by a filter on display", json!([{ "op": "remove", "path": "members[display eq \"x\"]" }])),
-        ("remove by a filter with and", json!([{ "op": "remove", "path": "members[value eq \"a\" and type eq \"User\"]" }])),
+        (
+            "remove by a filter with and",
+            json!([{ "op": "remove", "path": "members[value eq \"a\" and type eq \"User\"]" }]),
+        ),
         ("displayName a number", json!([{ "op": "replace", "path": "displayName", "value": 5 }])),
         ("displayName removed", json!([{ "op": "remove", "path": "displayName" }])),
-        ("member type Robot", json!([{ "op": "add", "path": "members", "value": [{ "value": "{user}", "type": "Robot" }] }])),
+        (
+            "member type Robot",
+            json!([{ "op": "add", "path": "members", "value": [{ "value": "{user}", "type": "Robot" }] }]),
+        ),
     ] {
         c.patch(format!("group PATCH: {what}"), &group, ops);
     }
-    c.json("PATCH with a wrong message schema", "PATCH", &user, json!({ "schemas": [USER], "Operations": [{ "op": "remove", "path": "title" }] }));
+    c.json(
+        "PATCH with a wrong message schema",
+        "PATCH",
+        &user,
+        json!({ "schemas": [USER], "Operations": [{ "op": "remove", "path": "title" }] }),
+    );
     c.json("PATCH with no Operations", "PATCH", &user, json!({ "schemas": [PATCH_OP] }));
-    c.patch("PATCH an unknown user", &format!("{BASE}/Users/00000000-0000-4000-8000-000000000000"), json!([{ "op": "remove", "path": "title" }]));
+    c.patch(
+        "PATCH an unknown user",
+        &format!("{BASE}/Users/00000000-0000-4000-8000-000000000000"),
+        json!([{ "op": "remove", "path": "title" }]),
+    );
 }
 
 fn header_cases(c: &mut Corpus) {
@@ -417,7 +481,8 @@ fn header_cases(c: &mut Corpus) {
     for host in ["evil.example/x", "a b", "x:99999", "[zz]", "\"quoted\"", "a@b"] {
         c.push_with(format!("Host {host:?}"), "GET", &users, Token::Valid, vec![("host", host)], None);
     }
-    for ct in ["text/plain", "application/xml", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"] {
+    for ct in ["text/plain", "application/xml", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]
+    {
         c.push_with(format!("POST as {ct}"), "POST", &users, Token::Valid, vec![("content-type", ct)], body.clone());
     }
     let user = format!("{BASE}/Users/{{user}}");
@@ -430,7 +495,14 @@ fn header_cases(c: &mut Corpus) {
             vec![("if-match", etag)],
             Some(json!({ "schemas": [USER], "userName": "changed@example.com" }).to_string()),
         );
-        c.push_with(format!("DELETE with If-Match {etag}"), "DELETE", &user, Token::Valid, vec![("if-match", etag)], None);
+        c.push_with(
+            format!("DELETE with If-Match {etag}"),
+            "DELETE",
+            &user,
+            Token::Valid,
+            vec![("if-match", etag)],
+            None,
+        );
     }
 }
 
@@ -548,7 +620,13 @@ async fn the_hostile_corpus_gets_scim_errors_and_changes_nothing() {
 
     let f = fixture(Routes::All).await;
     let user = f
-        .send(Method::POST, USERS, Some(&f.token.clone()), Some(json!({ "schemas": [USER], "userName": "target@example.com" })), &[])
+        .send(
+            Method::POST,
+            USERS,
+            Some(&f.token.clone()),
+            Some(json!({ "schemas": [USER], "userName": "target@example.com" })),
+            &[],
+        )
         .await;
     let user = user.body["id"].as_str().unwrap_or_else(|| panic!("{:?}", user.body)).to_string();
     let group = f
@@ -561,7 +639,8 @@ async fn the_hostile_corpus_gets_scim_errors_and_changes_nothing() {
         )
         .await;
     let group = group.body["id"].as_str().unwrap_or_else(|| panic!("{:?}", group.body)).to_string();
-    let before = (f.get(&format!("{USERS}/{user}")).await.body, f.get(&format!("/acme/scim/v2/Groups/{group}")).await.body);
+    let before =
+        (f.get(&format!("{USERS}/{user}")).await.body, f.get(&format!("/acme/scim/v2/Groups/{group}")).await.body);
     f.table.take();
 
     let mut failures = Vec::new();
@@ -592,7 +671,8 @@ async fn the_hostile_corpus_gets_scim_errors_and_changes_nothing() {
         }
     }
     assert!(failures.is_empty(), "{} of {} requests misbehaved:\n{}", failures.len(), cases.len(), failures.join("\n"));
-    let after = (f.get(&format!("{USERS}/{user}")).await.body, f.get(&format!("/acme/scim/v2/Groups/{group}")).await.body);
+    let after =
+        (f.get(&format!("{USERS}/{user}")).await.body, f.get(&format!("/acme/scim/v2/Groups/{group}")).await.body);
     assert_eq!(before, after, "the user and the group are unchanged");
     let counts = (
         f.get(&format!("{USERS}?count=0")).await.body["totalResults"].clone(),

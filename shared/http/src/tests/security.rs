@@ -61,7 +61,8 @@ async fn a_password_is_never_stored_returned_or_filterable() {
     let put = json!({ "schemas": [USER], "userName": "alice@example.com", "password": "0ther!pw" });
     let r = f.send(Method::PUT, &format!("{USERS}/{id}"), Some(&f.token.clone()), Some(put), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let patch = json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "path": "password", "value": "Th1rd!pw" }] });
+    let patch =
+        json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "path": "password", "value": "Th1rd!pw" }] });
     let r = f.send(Method::PATCH, &format!("{USERS}/{id}"), Some(&f.token.clone()), Some(patch), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let text = stored_text(&f, &id).await;
@@ -75,7 +76,10 @@ async fn a_password_is_never_stored_returned_or_filterable() {
     let mut data: Value = serde_json::from_str(&item.data).unwrap_or_default();
     data["password"] = json!("Legacy!pw");
     item.data = data.to_string();
-    f.table.write(Write::Put { item, cond: lockstep_core::store::Cond::Always }).await.unwrap_or_else(|e| panic!("{e}"));
+    f.table
+        .write(Write::Put { item, cond: lockstep_core::store::Cond::Always })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let r = f.get(&format!("{USERS}/{id}")).await;
     assert!(!r.body.to_string().contains("Legacy"), "{:?}", r.body);
 

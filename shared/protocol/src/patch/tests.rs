@@ -618,7 +618,9 @@ fn patch_never_stores_a_password() {
     for body in [
         ops(json!([{ "op": "replace", "path": "password", "value": "S3cret!" }])),
         ops(json!([{ "op": "add", "value": { "password": "S3cret!" } }])),
-        ops(json!([{ "op": "replace", "value": { "urn:ietf:params:scim:schemas:core:2.0:User:password": "S3cret!" } }])),
+        ops(
+            json!([{ "op": "replace", "value": { "urn:ietf:params:scim:schemas:core:2.0:User:password": "S3cret!" } }]),
+        ),
     ] {
         let out = ok(user(), &bjensen(), body.clone());
         assert!(!out.resource.contains_key("password"), "{body}");

@@ -179,13 +179,21 @@ fn refusals_say_what_is_wrong() {
         (json!({ "userName": 12345 }), ScimType::InvalidValue, "'userName' must be a string; got a number"),
         (json!({ "userName": true }), ScimType::InvalidValue, "'userName' must be a string; got a boolean"),
         (json!({ "userName": "x", "externalId": 7 }), ScimType::InvalidValue, "'externalId' must be a string"),
-        (json!({ "userName": "x", "name": { "givenName": 5.5 } }), ScimType::InvalidValue, "'name.givenName' must be a string"),
+        (
+            json!({ "userName": "x", "name": { "givenName": 5.5 } }),
+            ScimType::InvalidValue,
+            "'name.givenName' must be a string",
+        ),
         (
             json!({ "userName": "x", urn::ENTERPRISE_USER: { "employeeNumber": 42 } }),
             ScimType::InvalidValue,
             "employeeNumber' must be a string; got a number",
         ),
-        (json!({ "userName": "x", "emails": "x" }), ScimType::InvalidValue, "'emails' is multi-valued and must be a JSON array"),
+        (
+            json!({ "userName": "x", "emails": "x" }),
+            ScimType::InvalidValue,
+            "'emails' is multi-valued and must be a JSON array",
+        ),
         (json!({ "userName": "x", "emails": { "value": "a@b.c" } }), ScimType::InvalidValue, "must be a JSON array"),
         (json!({ "userName": "x", "emails": ["a@b.c"] }), ScimType::InvalidValue, "'emails' must be a JSON object"),
         (json!({ "userName": "x", "profileUrl": true }), ScimType::InvalidValue, "'profileUrl' must be a URI string"),
@@ -198,7 +206,11 @@ fn refusals_say_what_is_wrong() {
             ScimType::InvalidValue,
             "'x509Certificates.value' must be base64",
         ),
-        (json!({ "userName": "x", "x509Certificates": [{ "value": 12 }] }), ScimType::InvalidValue, "must be a base64 string"),
+        (
+            json!({ "userName": "x", "x509Certificates": [{ "value": 12 }] }),
+            ScimType::InvalidValue,
+            "must be a base64 string",
+        ),
         (json!({ "userName": "x", "active": "1" }), ScimType::InvalidValue, "'active' must be a boolean"),
         // Control and invisible characters in identifiers and names.
         (json!({ "userName": "admin\u{202e}gpj.exe" }), ScimType::InvalidValue, "bidirectional override (U+202E"),
@@ -207,7 +219,11 @@ fn refusals_say_what_is_wrong() {
         (json!({ "userName": "admin\r\nX-Injected: 1" }), ScimType::InvalidValue, "control character (U+000D"),
         (json!({ "userName": "admin " }), ScimType::InvalidValue, "whitespace at the start or end"),
         (json!({ "userName": "x", "displayName": "Bob\u{202e}" }), ScimType::InvalidValue, "'displayName' holds"),
-        (json!({ "userName": "x", "name": { "familyName": "J\u{0}" } }), ScimType::InvalidValue, "'name.familyName' holds"),
+        (
+            json!({ "userName": "x", "name": { "familyName": "J\u{0}" } }),
+            ScimType::InvalidValue,
+            "'name.familyName' holds",
+        ),
         (json!({ "userName": "x", "title": "a\u{7}" }), ScimType::InvalidValue, "'title' holds a control character"),
         (json!({ "userName": "x", "externalId": "e\u{feff}" }), ScimType::InvalidValue, "'externalId' holds"),
         // One attribute named twice, in two spellings.
