@@ -107,11 +107,14 @@ fn free_port() -> Result<u16, String> {
     listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-/// Runs the server and ends it when standard input closes, that is when
-/// the test process that started it exits, however it exits.
+/// Runs the server (its output to the log file named first) and ends it
+/// when standard input closes, that is when the test process that started
+/// it exits, however it exits. The log is a file, not a pipe: a pipe that
+/// nobody reads fills up and stops the server mid-write.
 const WATCHDOG: &str = r#"
 import subprocess, sys
-server = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+log = open(sys.argv[1], "ab")
+server = subprocess.Popen(sys.argv[2:], stdout=log, stderr=log)
 try:
     sys.stdin.read()
 finally:
@@ -130,14 +133,20 @@ finally:
 /// applies every request atomically; serialising them here restores that,
 /// so the tests see DynamoDB's guarantees rather than the emulator's races.
 const SERIAL_SERVER: &str = r#"
-import sys, threading
+import io, logging, sys, threading
 from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 app = DomainDispatcherApplication(create_backend_app)
 one_at_a_time = threading.Lock()
+# Errors only: a line per request is noise.
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 def serial(environ, start_response):
+    # The body is read before the lock is taken: a client that stalls
+    # mid-request must not hold up everyone else.
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length > 0 else b"")
     with one_at_a_time:
         return list(app(environ, start_response))
 
@@ -148,9 +157,11 @@ fn start_emulator() -> Result<Emulator, String> {
     let server = moto_server()?;
     let port = free_port()?;
     let python = server.with_file_name("python");
+    let log = tools_dir().join(format!("emulator-{port}.log"));
     let mut child = Command::new(&python)
         .arg("-c")
         .arg(WATCHDOG)
+        .arg(&log)
         .arg(&python)
         .args(["-c", SERIAL_SERVER, "127.0.0.1", &port.to_string()])
         .stdin(Stdio::piped())
@@ -168,11 +179,13 @@ fn start_emulator() -> Result<Emulator, String> {
             if let Some(mut e) = child.stderr.take() {
                 let _ = e.read_to_string(&mut err);
             }
-            return Err(format!("moto_server exited ({status}) before listening:\n{err}"));
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("moto_server exited ({status}) before listening:\n{err}\n{server_log}"));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            return Err(format!("moto_server did not listen on port {port} within 60 s"));
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("moto_server did not listen on port {port} within 60 s:\n{server_log}"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

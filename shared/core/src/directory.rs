@@ -33,6 +33,11 @@ pub struct Limits {
     pub cursor_ttl_secs: i64,
     /// The longest indexed value (userName, externalId, displayName), bytes.
     pub max_indexed_value: usize,
+    /// The most members one group representation carries: a response has
+    /// to fit Lambda's 6 MB limit. Larger groups are read with
+    /// `excludedAttributes=members` and `filter=members[value eq "..."]`,
+    /// and cannot be created with more members than this at once.
+    pub max_inline_members: usize,
     /// The most bytes one stored user or group may take (its attributes as
     /// JSON; a group's members are stored apart and do not count). Well
     /// under DynamoDB's 400 KB item limit, and the same on both stores.
@@ -49,6 +54,7 @@ impl Default for Limits {
             cursor_ttl_secs: 3600,
             max_indexed_value: 1024,
             max_resource_bytes: 100 * 1024,
+            max_inline_members: 10_000,
         }
     }
 }
@@ -61,6 +67,9 @@ pub struct Stored {
     pub id: String,
     pub version: u64,
     pub resource: Object,
+    /// Which of its index entries were written unique (their tags), as the
+    /// item records it; `None` for items written before it did.
+    unique_entries: Option<Vec<String>>,
 }
 
 impl Stored {
@@ -106,74 +115,84 @@ pub struct Directory {
 }
 
 /// An index entry a resource claims.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Claim {
-    attr: IndexAttrOrd,
+    attr: IndexAttr,
     value: String,
     unique: bool,
 }
 
-/// `IndexAttr` with an order, so claims can live in sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum IndexAttrOrd {
-    UserName,
-    UserExternalId,
-    GroupExternalId,
-    GroupName,
-}
-
-impl IndexAttrOrd {
-    fn attr(self) -> IndexAttr {
-        match self {
-            IndexAttrOrd::UserName => IndexAttr::UserName,
-            IndexAttrOrd::UserExternalId => IndexAttr::UserExternalId,
-            IndexAttrOrd::GroupExternalId => IndexAttr::GroupExternalId,
-            IndexAttrOrd::GroupName => IndexAttr::GroupName,
-        }
-    }
-
-    fn scim_name(self) -> &'static str {
-        match self {
-            IndexAttrOrd::UserName => "userName",
-            IndexAttrOrd::UserExternalId | IndexAttrOrd::GroupExternalId => "externalId",
-            IndexAttrOrd::GroupName => "displayName",
-        }
-    }
-}
-
 impl Claim {
     fn key(&self, t: &str, id: &str) -> Key {
-        model::index_entry(t, self.attr.attr(), &self.value, self.unique, id)
+        model::index_entry(t, self.attr, &self.value, self.unique, id)
     }
 
     /// Same entry in the table: values that normalise alike are one claim.
     fn same_entry(&self, other: &Claim) -> bool {
         self.attr == other.attr
             && self.unique == other.unique
-            && self.attr.attr().normalise(&self.value) == other.attr.attr().normalise(&other.value)
+            && self.attr.normalise(&self.value) == other.attr.normalise(&other.value)
     }
 }
+
+/// The most work emails one user may have: each is an index entry, and a
+/// write's entries must fit one transaction.
+pub const MAX_WORK_EMAILS: usize = 10;
 
 fn text<'a>(attrs: &'a Object, name: &str) -> Option<&'a str> {
     attrs.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
+/// The values of a user's emails of type `work`.
+fn work_emails(attrs: &Object) -> impl Iterator<Item = &str> {
+    attrs.get("emails").and_then(Value::as_array).into_iter().flatten().filter_map(|e| {
+        let work = e.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"));
+        e.get("value").and_then(Value::as_str).filter(|v| work && !v.is_empty())
+    })
+}
+
+/// The index entries a resource's attributes call for under `settings`.
 fn claims(kind: Kind, attrs: &Object, settings: &TenantSettings) -> Vec<Claim> {
     let mut out = Vec::new();
-    let mut claim = |attr, name: &str, unique| {
-        if let Some(v) = text(attrs, name) {
+    let mut claim = |attr, value: Option<&str>, unique| {
+        if let Some(v) = value {
             out.push(Claim { attr, value: v.to_string(), unique });
         }
     };
     match kind {
         Kind::User => {
-            claim(IndexAttrOrd::UserName, "userName", true);
-            claim(IndexAttrOrd::UserExternalId, "externalId", true);
+            claim(IndexAttr::UserName, text(attrs, "userName"), true);
+            claim(IndexAttr::UserExternalId, text(attrs, "externalId"), settings.unique_external_ids);
+            for email in work_emails(attrs) {
+                claim(IndexAttr::UserWorkEmail, Some(email), false);
+            }
         }
         Kind::Group => {
-            claim(IndexAttrOrd::GroupExternalId, "externalId", true);
-            claim(IndexAttrOrd::GroupName, "displayName", settings.unique_group_names);
+            claim(IndexAttr::GroupExternalId, text(attrs, "externalId"), settings.unique_external_ids);
+            claim(IndexAttr::GroupName, text(attrs, "displayName"), settings.unique_group_names);
         }
+    }
+    // Two work emails that normalise alike are one entry.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert((c.attr, c.attr.normalise(&c.value))));
+    out
+}
+
+/// The index entries a stored resource holds: as [`claims`], but unique
+/// or not as each was written (the item records it), so that they are
+/// removed from where they are even after the tenant changed a setting.
+fn stored_claims(kind: Kind, stored: &Stored, settings: &TenantSettings) -> Vec<Claim> {
+    let mut out = claims(kind, &stored.resource, settings);
+    for c in &mut out {
+        c.unique = match &stored.unique_entries {
+            Some(tags) => tags.iter().any(|t| t == c.attr.tag()),
+            // Written before entries were recorded: by the rules of then.
+            None => match c.attr {
+                IndexAttr::UserName | IndexAttr::UserExternalId | IndexAttr::GroupExternalId => true,
+                IndexAttr::UserWorkEmail => false,
+                IndexAttr::GroupName => settings.unique_group_names,
+            },
+        };
     }
     out
 }
@@ -314,10 +333,14 @@ impl Directory {
             Ok(_) => return Err(Error::corrupt(&key, "body is not an object")),
             Err(e) => return Err(Error::corrupt(&key, e)),
         };
-        let created = resource
-            .remove("meta")
-            .and_then(|m| m.get("created").cloned())
-            .unwrap_or_else(|| Value::String(String::new()));
+        let meta = resource.remove("meta");
+        let created =
+            meta.as_ref().and_then(|m| m.get("created").cloned()).unwrap_or_else(|| Value::String(String::new()));
+        let unique_entries = meta
+            .as_ref()
+            .and_then(|m| m.get("unique"))
+            .and_then(Value::as_array)
+            .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_string).collect());
         // Never-returned attributes (a password stored before they were
         // dropped on input) never leave the store.
         for attr in kind.resource_type().core.attributes.iter().filter(|a| a.is_never_returned()) {
@@ -333,7 +356,7 @@ impl Directory {
                 "version": etag::etag(item.version),
             }),
         );
-        Ok(Stored { id: id.to_string(), version: item.version, resource })
+        Ok(Stored { id: id.to_string(), version: item.version, resource, unique_entries })
     }
 
     pub async fn get(&self, t: &TenantId, kind: Kind, id: &str) -> Result<Stored> {
@@ -355,18 +378,21 @@ impl Directory {
     /// The item of a resource, refused when it would exceed
     /// [`Limits::max_resource_bytes`]: checked here, before any write, so
     /// both stores refuse the same resources with the same answer.
+    #[allow(clippy::too_many_arguments)]
     fn resource_item(
         &self,
         t: &TenantId,
         kind: Kind,
         id: &str,
         attrs: &Object,
+        claims: &[Claim],
         created: &str,
         version: u64,
     ) -> Result<Item> {
         let mut data = attrs.clone();
         data.remove("id");
-        data.insert("meta".into(), json!({ "created": created }));
+        let unique: Vec<&str> = claims.iter().filter(|c| c.unique).map(|c| c.attr.tag()).collect();
+        data.insert("meta".into(), json!({ "created": created, "unique": unique }));
         let data = Value::Object(data).to_string();
         if data.len() > self.limits.max_resource_bytes {
             return Err(ScimError::invalid_value(format!(
@@ -393,17 +419,21 @@ impl Directory {
     }
 
     fn check_policy(&self, tenant: &Tenant, kind: Kind, attrs: &Object, before: Option<&Object>) -> Result<()> {
-        for name in ["userName", "externalId", "displayName"] {
-            if let Some(v) = text(attrs, name)
-                && v.len() > self.limits.max_indexed_value
-            {
-                return Err(ScimError::invalid_value(format!(
-                    "'{name}' is {} bytes long; at most {} are accepted",
-                    v.len(),
-                    self.limits.max_indexed_value
-                ))
-                .into());
-            }
+        let claims = claims(kind, attrs, &tenant.settings);
+        if let Some(c) = claims.iter().find(|c| c.value.len() > self.limits.max_indexed_value) {
+            return Err(ScimError::invalid_value(format!(
+                "'{}' is {} bytes long; at most {} are accepted",
+                c.attr.scim_name(),
+                c.value.len(),
+                self.limits.max_indexed_value
+            ))
+            .into());
+        }
+        if claims.iter().filter(|c| c.attr == IndexAttr::UserWorkEmail).count() > MAX_WORK_EMAILS {
+            return Err(ScimError::invalid_value(format!(
+                "a user may have at most {MAX_WORK_EMAILS} emails of type \"work\""
+            ))
+            .into());
         }
         if kind != Kind::User {
             return Ok(());
@@ -467,13 +497,23 @@ impl Directory {
     /// group, `members` are checked to exist before anything is written.
     pub async fn create(&self, tenant: &Tenant, kind: Kind, attrs: Object, members: &[MemberRef]) -> Result<Stored> {
         self.check_policy(tenant, kind, &attrs, None)?;
+        // The answer to a create carries the whole group: no more members
+        // than one representation holds (add more with PATCH).
+        if members.len() > self.limits.max_inline_members {
+            return Err(ScimError::too_many(format!(
+                "a group is created with at most {} members; add the other {} with PATCH",
+                self.limits.max_inline_members,
+                members.len() - self.limits.max_inline_members
+            ))
+            .into());
+        }
         let t = &tenant.id;
         let id = uuid::Uuid::new_v4().to_string();
         let resolved = self.resolve_members(t, &id, members).await?;
         let now = self.now();
-        let item = self.resource_item(t, kind, &id, &attrs, &now, 1)?;
-        let stored = self.stored(kind, &id, &item)?;
         let claims = claims(kind, &attrs, &tenant.settings);
+        let item = self.resource_item(t, kind, &id, &attrs, &claims, &now, 1)?;
+        let stored = self.stored(kind, &id, &item)?;
         let mut writes = vec![Write::Put { item, cond: Cond::NotExists }];
         for c in &claims {
             let cond = if c.unique { Cond::NotExists } else { Cond::Always };
@@ -570,9 +610,9 @@ impl Directory {
             let resolved = self.resolve_members(t, id, &member_changes.add).await?;
             if after != before {
                 let created = created.as_ref().and_then(Value::as_str).unwrap_or_default();
-                let next = self.resource_item(t, kind, id, &after, created, item.version + 1)?;
-                let old_claims = claims(kind, &before, &tenant.settings);
+                let old_claims = stored_claims(kind, &current, &tenant.settings);
                 let new_claims = claims(kind, &after, &tenant.settings);
+                let next = self.resource_item(t, kind, id, &after, &new_claims, created, item.version + 1)?;
                 let gone: Vec<&Claim> =
                     old_claims.iter().filter(|o| !new_claims.iter().any(|n| n.same_entry(o))).collect();
                 let added: Vec<&Claim> =
@@ -635,7 +675,7 @@ impl Directory {
             };
             let current = self.stored(kind, id, &item)?;
             let mut writes = vec![Write::Delete { key: key.clone(), cond: Cond::VersionIs(item.version) }];
-            for c in claims(kind, &current.resource, &tenant.settings) {
+            for c in stored_claims(kind, &current, &tenant.settings) {
                 writes.push(Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always });
             }
             writes.push(Write::Add { key: model::counter(t.as_str(), kind, model::shard_of(id)), delta: -1 });
@@ -841,14 +881,29 @@ impl Directory {
     }
 
     async fn all_members(&self, t: &TenantId, group: &str) -> Result<Vec<Member>> {
+        self.members_up_to(t, group, usize::MAX).await.map(Option::unwrap_or_default)
+    }
+
+    /// A group's members for its representation: all of them, or `None`
+    /// when it has more than [`Limits::max_inline_members`], which one
+    /// response cannot carry. Reads at most that many and one more.
+    pub async fn inline_members(&self, t: &TenantId, group: &str) -> Result<Option<Vec<Member>>> {
+        self.members_up_to(t, group, self.limits.max_inline_members).await
+    }
+
+    /// Up to `cap` members, or `None` past it.
+    async fn members_up_to(&self, t: &TenantId, group: &str, cap: usize) -> Result<Option<Vec<Member>>> {
         let mut out = Vec::new();
         let mut after = None;
         loop {
             let (page, next) = self.members(t, group, after, 1000).await?;
             out.extend(page);
+            if out.len() > cap {
+                return Ok(None);
+            }
             match next {
                 Some(n) => after = Some(n),
-                None => return Ok(out),
+                None => return Ok(Some(out)),
             }
         }
     }
@@ -939,6 +994,7 @@ impl Directory {
                 return self.get_many(t, kind, &ids).await;
             }
             (Kind::User, IndexedAttr::UserName) => IndexAttr::UserName,
+            (Kind::User, IndexedAttr::WorkEmail) => IndexAttr::UserWorkEmail,
             (Kind::User, IndexedAttr::ExternalId) => IndexAttr::UserExternalId,
             (Kind::Group, IndexedAttr::ExternalId) => IndexAttr::GroupExternalId,
             (Kind::Group, IndexedAttr::DisplayName) => IndexAttr::GroupName,

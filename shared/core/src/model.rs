@@ -48,30 +48,45 @@ impl Kind {
 }
 
 /// Indexed attributes, with how their values are normalised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IndexAttr {
     /// userName, case-insensitive (RFC 7643 §4.1.1: caseExact false).
     UserName,
     UserExternalId,
+    /// Each of a user's emails of type `work`, case-insensitive: what
+    /// Microsoft Entra ID matches users on when the admin picks the work
+    /// email as the matching attribute.
+    UserWorkEmail,
     GroupExternalId,
     /// group displayName, case-insensitive.
     GroupName,
 }
 
 impl IndexAttr {
-    fn tag(self) -> &'static str {
+    pub fn tag(self) -> &'static str {
         match self {
             IndexAttr::UserName => "UN",
             IndexAttr::UserExternalId => "UX",
+            IndexAttr::UserWorkEmail => "UW",
             IndexAttr::GroupExternalId => "GX",
             IndexAttr::GroupName => "GN",
+        }
+    }
+
+    /// The SCIM attribute, for messages.
+    pub fn scim_name(self) -> &'static str {
+        match self {
+            IndexAttr::UserName => "userName",
+            IndexAttr::UserExternalId | IndexAttr::GroupExternalId => "externalId",
+            IndexAttr::UserWorkEmail => "emails[type eq \"work\"].value",
+            IndexAttr::GroupName => "displayName",
         }
     }
 
     /// The value as stored in the key.
     pub fn normalise(self, value: &str) -> String {
         match self {
-            IndexAttr::UserName | IndexAttr::GroupName => scim_protocol::text::fold(value),
+            IndexAttr::UserName | IndexAttr::GroupName | IndexAttr::UserWorkEmail => scim_protocol::text::fold(value),
             IndexAttr::UserExternalId | IndexAttr::GroupExternalId => value.to_string(),
         }
     }

@@ -69,8 +69,15 @@ pub struct TenantSettings {
     pub retention_days: u32,
     /// Keep a group, unlinked, when the directory deletes it (seed 001).
     pub keep_groups_deleted_by_directory: bool,
-    /// Group displayNames must be unique within the tenant.
+    /// Group displayNames must be unique within the tenant. On by default:
+    /// Microsoft Entra ID matches groups by displayName, and duplicates make
+    /// its matching ambiguous.
     pub unique_group_names: bool,
+    /// externalIds must be unique among the tenant's users (and among its
+    /// groups). Off by default: RFC 7643 §3.1 gives externalId no
+    /// uniqueness, and identity providers send duplicates (Entra's default
+    /// user mapping takes `mailNickname`, which is not unique).
+    pub unique_external_ids: bool,
 }
 
 impl Default for TenantSettings {
@@ -81,7 +88,8 @@ impl Default for TenantSettings {
             deactivation: Deactivation::Disable,
             retention_days: 90,
             keep_groups_deleted_by_directory: false,
-            unique_group_names: false,
+            unique_group_names: true,
+            unique_external_ids: false,
         }
     }
 }

@@ -17,11 +17,6 @@ use crate::error::{ApiResult, SCIM_JSON};
 use crate::extract::{ScimJson, query_pairs};
 use crate::{App, RequestCtx};
 
-/// Members included in one group representation at most: a response has to
-/// fit Lambda's 6 MB limit. Larger groups are read with
-/// `excludedAttributes=members` and `filter=members[value eq "..."]`.
-pub const MAX_INLINE_MEMBERS: usize = 10_000;
-
 type AppState = State<Arc<App>>;
 type Ctx = Extension<RequestCtx>;
 
@@ -42,24 +37,23 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Where a representation is going: a single resource read or created, a
-/// list, or the answer to a write.
+/// Where a representation is going: a single resource (read, created, or
+/// the answer to a write), or one of a list.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shown {
     Single,
     Listed,
-    Written,
 }
 
 /// Whether to load `name` (a user's groups, a group's members) for the
-/// output: for single reads whenever the projection includes it; for
-/// lists and write answers only when asked for by name, because loading it
-/// costs a read per resource (or per member).
+/// output: for a single resource whenever the projection includes it (an
+/// answer of 200 is the whole resource, RFC 7644 §3.5.1, §3.5.2); for lists
+/// only when asked for by name, because it costs reads per resource.
 fn wants(kind: Kind, projection: &Projection, name: &str, shown: Shown) -> bool {
     let rt = kind.resource_type();
     match shown {
         Shown::Single => projection.includes(rt, name),
-        Shown::Listed | Shown::Written => matches!(projection, Projection::Include(paths)
+        Shown::Listed => matches!(projection, Projection::Include(paths)
             if paths.iter().any(|p| rt.resolve_attribute(p).is_some_and(|r| !r.extension && r.attr.name == name))),
     }
 }
@@ -68,6 +62,17 @@ fn location(ctx: &RequestCtx, kind: Kind, id: &str) -> String {
     format!("{}{}/{id}", ctx.base_url, kind.resource_type().endpoint)
 }
 
+/// What a group over the member cap answers where its members are asked for.
+fn too_many_members(app: &App) -> ScimError {
+    let cap = app.directory.limits().max_inline_members;
+    ScimError::too_many(format!(
+        "this group has more than {cap} members, more than one response carries; read it with \
+         excludedAttributes=members and find members with filter=members[value eq \"<id>\"]"
+    ))
+}
+
+/// The representation of a resource, or `None` for a group whose members
+/// are wanted but are more than one response carries.
 async fn represent(
     app: &App,
     ctx: &RequestCtx,
@@ -75,7 +80,7 @@ async fn represent(
     stored: Stored,
     projection: &Projection,
     shown: Shown,
-) -> ApiResult<Value> {
+) -> ApiResult<Option<Value>> {
     let t = &ctx.tenant.id;
     let mut obj = stored.resource;
     if let Some(Value::Object(meta)) = obj.get_mut("meta") {
@@ -101,32 +106,12 @@ async fn represent(
             }
         }
         Kind::Group if wants(kind, projection, "members", shown) => {
-            let mut members = Vec::new();
-            let mut after = None;
-            loop {
-                let (page, next) = app.directory.members(t, &stored.id, after, 1000).await?;
-                members.extend(page);
-                if members.len() > MAX_INLINE_MEMBERS {
-                    return Err(ScimError::too_many(format!(
-                        "this group has more than {MAX_INLINE_MEMBERS} members, more than one response carries; \
-                         read it with excludedAttributes=members and find members with filter=members[value eq \"<id>\"]"
-                    ))
-                    .into());
-                }
-                match next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
+            let Some(members) = app.directory.inline_members(t, &stored.id).await? else {
+                return Ok(None);
+            };
             let members: Vec<Value> = members
                 .into_iter()
-                .map(|m| {
-                    let (ty, k) = match m.kind {
-                        Kind::User => ("User", Kind::User),
-                        Kind::Group => ("Group", Kind::Group),
-                    };
-                    json!({ "value": m.id, "$ref": location(ctx, k, &m.id), "type": ty })
-                })
+                .map(|m| json!({ "value": m.id, "$ref": location(ctx, m.kind, &m.id), "type": m.kind.resource_type().name }))
                 .collect();
             if !members.is_empty() {
                 obj.insert("members".into(), Value::Array(members));
@@ -134,7 +119,7 @@ async fn represent(
         }
         _ => {}
     }
-    Ok(scim_protocol::render(kind.resource_type(), &obj, projection))
+    Ok(Some(scim_protocol::render(kind.resource_type(), &obj, projection)))
 }
 
 async fn list(app: &App, ctx: &RequestCtx, kind: Kind, request: SearchRequest) -> ApiResult<Response> {
@@ -145,7 +130,11 @@ async fn list(app: &App, ctx: &RequestCtx, kind: Kind, request: SearchRequest) -
     let page = app.directory.search(&ctx.tenant.id, kind, request.filter.as_ref(), &request.paging).await?;
     let mut resources = Vec::with_capacity(page.resources.len());
     for s in page.resources {
-        resources.push(represent(app, ctx, kind, s, &request.projection, Shown::Listed).await?);
+        resources.push(
+            represent(app, ctx, kind, s, &request.projection, Shown::Listed)
+                .await?
+                .ok_or_else(|| too_many_members(app))?,
+        );
     }
     let list = ListResponse {
         total_results: page.total,
@@ -180,6 +169,7 @@ async fn read(
         return Ok(not_modified);
     }
     let body = represent(app, ctx, kind, stored.clone(), &projection, Shown::Single).await?;
+    let body = body.ok_or_else(|| too_many_members(app))?;
     Ok(with_etag(scim_json(StatusCode::OK, &body), &stored))
 }
 
@@ -187,7 +177,9 @@ async fn create(app: &App, ctx: &RequestCtx, kind: Kind, body: Value) -> ApiResu
     let mut attrs = parse_resource(kind.resource_type(), &body)?;
     let members = if kind == Kind::Group { take_members(&mut attrs)? } else { Vec::new() };
     let stored = app.directory.create(&ctx.tenant, kind, attrs, &members).await?;
+    // The directory creates no group with more members than one answer carries.
     let body = represent(app, ctx, kind, stored.clone(), &Projection::Default, Shown::Single).await?;
+    let body = body.ok_or_else(|| too_many_members(app))?;
     let mut response = with_etag(scim_json(StatusCode::CREATED, &body), &stored);
     if let Ok(v) = HeaderValue::from_str(&location(ctx, kind, &stored.id)) {
         response.headers_mut().insert(header::LOCATION, v);
@@ -203,8 +195,14 @@ async fn answer_write(
     query: Option<&str>,
 ) -> ApiResult<Response> {
     let projection = projection_of(query)?;
-    let body = represent(app, ctx, kind, stored.clone(), &projection, Shown::Written).await?;
-    Ok(with_etag(scim_json(StatusCode::OK, &body), &stored))
+    // A 200 carries the whole resource, as a GET would; where that is more
+    // than one response holds (a group over the member cap), 204 says the
+    // write succeeded without a body that would silently lack members.
+    let response = match represent(app, ctx, kind, stored.clone(), &projection, Shown::Single).await? {
+        Some(body) => scim_json(StatusCode::OK, &body),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    Ok(with_etag(response, &stored))
 }
 
 async fn replace(
@@ -346,7 +344,8 @@ pub async fn search_all(State(app): AppState, Extension(ctx): Ctx, ScimJson(body
         let page = app.directory.search(&ctx.tenant.id, kind, request.filter.as_ref(), &window).await?;
         total += page.total;
         for s in page.resources {
-            resources.push(represent(&app, &ctx, kind, s, &request.projection, Shown::Listed).await?);
+            let one = represent(&app, &ctx, kind, s, &request.projection, Shown::Listed).await?;
+            resources.push(one.ok_or_else(|| too_many_members(&app))?);
         }
     }
     let skip = usize::try_from(start_index - 1).unwrap_or(usize::MAX);

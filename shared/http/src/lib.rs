@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use http::request::Parts;
@@ -176,13 +177,53 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             .route("/Bulk", axum::routing::any(not_implemented));
     }
     let scim = scim.method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+    let routed = Router::new()
         .nest("/{tenant}/scim/v2", scim)
         .fallback(no_route)
         .layer(from_fn_with_state(Arc::clone(&app), admission::admit))
         .layer(axum::middleware::map_response(error::scim_errors_only))
         .layer(from_fn_with_state(Arc::clone(&app), logging::log_requests))
-        .with_state(app)
+        .with_state(app);
+    // Paths are put in canonical form before routing, which matches exactly.
+    Router::new().fallback_service(tower::ServiceExt::map_request(routed, canonical_path))
+}
+
+/// The SCIM endpoints, as routed.
+const ENDPOINTS: [&str; 7] = ["Users", "Groups", "ServiceProviderConfig", "Schemas", "ResourceTypes", "Me", "Bulk"];
+
+/// Clients send `/users`, `/Users/` and `/Users/?filter=...`: endpoint
+/// names are matched case-insensitively (`.search` too), and one trailing
+/// slash is ignored.
+fn canonical_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let Some(tenant) = admission::scim_tenant(path) else { return req };
+    let base_len = tenant.len() + "//scim/v2".len();
+    let rest = path[base_len..].strip_suffix('/').unwrap_or(&path[base_len..]);
+    let mut segments: Vec<&str> = rest.split('/').collect();
+    if let Some(name) = segments.get_mut(1)
+        && let Some(canonical) = ENDPOINTS.iter().find(|e| e.eq_ignore_ascii_case(name))
+    {
+        *name = canonical;
+    }
+    for segment in segments.iter_mut().skip(1).filter(|s| s.eq_ignore_ascii_case(".search")) {
+        *segment = ".search";
+    }
+    let canonical = format!("{}{}", &path[..base_len], segments.join("/"));
+    if canonical == path {
+        return req;
+    }
+    let with_query = match req.uri().query() {
+        Some(q) => format!("{canonical}?{q}"),
+        None => canonical,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = with_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 async fn no_route() -> ApiError {

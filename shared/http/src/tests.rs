@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use super::*;
 
 mod hostile;
+mod interop;
 mod security;
 
 struct Fixture {
@@ -60,6 +61,10 @@ async fn fixture(routes: Routes) -> Fixture {
 }
 
 async fn fixture_over(routes: Routes, wrap: impl FnOnce(EmbeddedTable) -> Arc<dyn Table>) -> Fixture {
+    fixture_with(routes, wrap, Limits::default()).await
+}
+
+async fn fixture_with(routes: Routes, wrap: impl FnOnce(EmbeddedTable) -> Arc<dyn Table>, limits: Limits) -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("store.redb");
     let store = FileTokens::new(dir.path().join("tokens"));
@@ -80,7 +85,7 @@ async fn fixture_over(routes: Routes, wrap: impl FnOnce(EmbeddedTable) -> Arc<dy
     drop(directory);
     let table = EmbeddedTable::open(&path).unwrap_or_else(|e| panic!("{e}"));
     let counting = Arc::new(CountingTable::new(wrap(table)));
-    let directory = Directory::new(counting.clone(), Arc::new(SystemClock), key, Limits::default());
+    let directory = Directory::new(counting.clone(), Arc::new(SystemClock), key, limits);
     let app = Arc::new(App::new(directory, Arc::new(store), Arc::new(SystemClock), None));
     Fixture {
         router: router(app, routes),

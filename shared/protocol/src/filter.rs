@@ -120,11 +120,14 @@ pub enum Filter {
     ValuePath { path: AttrPath, filter: Box<Filter> },
 }
 
-/// The attributes that storage indexes for exact lookups.
+/// The attributes that storage indexes for exact lookups, most selective
+/// first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IndexedAttr {
     Id,
     UserName,
+    /// A user's email of type `work`.
+    WorkEmail,
     ExternalId,
     DisplayName,
     MemberValue,
@@ -256,19 +259,40 @@ impl Filter {
                 };
                 Some(IndexedEq { attr, value: v.clone() })
             }
-            Filter::ValuePath { path, filter } if rt.id == "Group" => {
+            Filter::ValuePath { path, filter } => {
                 let r = rt.resolve_attribute(path)?;
-                match (r.attr.name, filter.as_ref()) {
-                    ("members", Filter::Compare { path: inner, op: CompareOp::Eq, value: CompValue::Str(v) })
-                        if inner.urn.is_none() && inner.sub.is_none() && inner.name.eq_ignore_ascii_case("value") =>
-                    {
-                        Some(IndexedEq { attr: IndexedAttr::MemberValue, value: v.clone() })
+                match (rt.id, r.extension, r.attr.name) {
+                    ("Group", false, "members") => {
+                        sub_equality(filter, "value").map(|v| IndexedEq { attr: IndexedAttr::MemberValue, value: v })
                     }
+                    // `emails[type eq "work" and value eq "x"]`, in either order.
+                    ("User", false, "emails") => match filter.as_ref() {
+                        Filter::And(a, b) => {
+                            let work =
+                                |f: &Filter| sub_equality(f, "type").is_some_and(|t| t.eq_ignore_ascii_case("work"));
+                            let value = if work(a) { sub_equality(b, "value") } else { None };
+                            let value = value.or_else(|| if work(b) { sub_equality(a, "value") } else { None });
+                            value.map(|v| IndexedEq { attr: IndexedAttr::WorkEmail, value: v })
+                        }
+                        _ => None,
+                    },
                     _ => None,
                 }
             }
             _ => None,
         }
+    }
+}
+
+/// The string `x` of `sub eq "x"`, inside a value path.
+fn sub_equality(f: &Filter, sub: &str) -> Option<String> {
+    match f {
+        Filter::Compare { path, op: CompareOp::Eq, value: CompValue::Str(v) }
+            if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case(sub) =>
+        {
+            Some(v.clone())
+        }
+        _ => None,
     }
 }
 
@@ -765,8 +789,30 @@ impl<'a> Parser<'a> {
                 return Err(self.error("value filters cannot be nested"));
             }
             let filter = self.value_filter(&path)?;
-            return Ok(Filter::ValuePath { path, filter: Box::new(filter) });
+            if !self.eat('.') {
+                return Ok(Filter::ValuePath { path, filter: Box::new(filter) });
+            }
+            // `emails[type eq "work"].value eq "a@b.c"`: a value path
+            // followed by a sub-attribute, as Microsoft Entra ID asks when
+            // it matches users on their work email. It means
+            // `emails[type eq "work" and value eq "a@b.c"]`, and is read so.
+            let sub_at = self.pos;
+            let word = self.word();
+            let sub = match AttrPath::parse(word) {
+                Ok(sub) if sub.urn.is_none() && sub.sub.is_none() => sub,
+                _ => {
+                    self.pos = sub_at;
+                    return Err(self.error(format!("'{word}' is not a sub-attribute name")));
+                }
+            };
+            let test = self.comparison(sub)?;
+            return Ok(Filter::ValuePath { path, filter: Box::new(Filter::And(Box::new(filter), Box::new(test))) });
         }
+        self.comparison(path)
+    }
+
+    /// The operator and value after `path`: `pr`, or a comparison.
+    fn comparison(&mut self, path: AttrPath) -> Result<Filter> {
         if !self.skip_ws() {
             return Err(self.error(format!("expected an operator after '{path}'")));
         }

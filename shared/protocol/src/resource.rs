@@ -456,12 +456,28 @@ pub enum Projection {
 impl Projection {
     /// From the comma-separated query parameters (or SearchRequest fields).
     /// When both are given, `attributes` wins: it is the narrower request.
+    ///
+    /// A name with a value filter (`emails[type eq "work"]`, which some
+    /// clients send) stands for the attribute it filters: the answer holds
+    /// all of `emails`, a superset of what was asked, which a client can
+    /// narrow itself; `attributes` selects attributes, not values (RFC 7644
+    /// §3.4.2.5).
     pub fn from_params(attributes: Option<&str>, excluded: Option<&str>) -> Result<Self> {
         let list = |text: &str| -> Result<Vec<AttrPath>> {
-            text.split(',')
+            split_outside_brackets(text)
+                .into_iter()
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| AttrPath::parse(s).map_err(ScimError::invalid_path))
+                .map(|s| {
+                    if !s.contains('[') {
+                        return AttrPath::parse(s).map_err(ScimError::invalid_path);
+                    }
+                    let p = crate::patch::PatchPath::parse(s)?;
+                    Ok(match p.sub {
+                        Some(sub) => AttrPath { urn: p.attr.urn, name: p.attr.name, sub: Some(sub) },
+                        None => p.attr,
+                    })
+                })
                 .collect()
         };
         match (attributes.map(list).transpose()?, excluded.map(list).transpose()?) {
@@ -478,6 +494,24 @@ impl Projection {
         let sel = Selection::new(rt, self);
         sel.decide(&rt.core, attr).is_some()
     }
+}
+
+/// Split a comma-separated list, leaving commas inside `[...]` alone.
+fn split_outside_brackets(text: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0usize);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 /// A projection with its paths resolved to canonical names.

@@ -94,7 +94,7 @@ async fn oversized_resources_are_refused_before_any_write() {
     let f = fixture(Routes::All).await;
     let big_name = "x".repeat(200 * 1024);
     let many_emails: Vec<Value> =
-        (0..20_000).map(|i| json!({ "value": format!("user{i}@example.com"), "type": "work" })).collect();
+        (0..20_000).map(|i| json!({ "value": format!("user{i}@example.com"), "type": "home" })).collect();
     let many_roles: Vec<Value> = (0..5_000).map(|i| json!({ "value": format!("role-number-{i:05}") })).collect();
     f.table.take();
     for body in [
@@ -108,6 +108,11 @@ async fn oversized_resources_are_refused_before_any_write() {
         assert!(detail.contains("at most 102400 bytes"), "{detail}");
     }
     assert_eq!(f.table.take().writes(), 0, "nothing was written");
+    // Each work email is an index entry: a user has at most ten.
+    let work: Vec<Value> = (0..11).map(|i| json!({ "value": format!("w{i}@example.com"), "type": "work" })).collect();
+    let r = create_user(&f, json!({ "schemas": [USER], "userName": "work@example.com", "emails": work })).await;
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    assert!(r.body["detail"].as_str().is_some_and(|d| d.contains("at most 10 emails")), "{:?}", r.body);
 
     // Growing a resource past the limit by PATCH is refused the same way.
     let id = id_of(&create_user(&f, json!({ "schemas": [USER], "userName": "grow@example.com" })).await);

@@ -365,3 +365,44 @@ fn never_returned_attributes_cannot_be_filtered_on() {
     assert!(!f.matches(user(), &stored));
     assert!(Filter::parse(r#"password pr"#).is_ok_and(|f| !f.matches(user(), &stored)));
 }
+
+// Microsoft Entra ID, matching users on the work email, sends
+// `GET /Users?filter=emails[type eq "work"].value eq "a@b.com"`: a value
+// path followed by a sub-attribute. It means
+// `emails[type eq "work" and value eq "a@b.com"]` (RFC 7644 §3.4.2.2), and
+// storage answers it from the work-email index.
+#[test]
+fn entra_work_email_matching_filter() {
+    let entra = Filter::parse_for(r#"emails[type eq "work"].value eq "a@b.com""#, user())
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let rfc = Filter::parse(r#"emails[type eq "work" and value eq "a@b.com"]"#).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(entra, rfc);
+    let work = json!({ "userName": "x", "emails": [{ "value": "A@B.com", "type": "work" }] });
+    let home = json!({ "userName": "x", "emails": [{ "value": "a@b.com", "type": "home" }] });
+    let obj = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    assert!(entra.matches(user(), &obj(work)), "emails.value is caseExact false");
+    assert!(!entra.matches(user(), &obj(home)), "only a work email matches");
+    let eq = entra.indexed_equality(user());
+    assert_eq!(eq.map(|e| (e.attr, e.value)), Some((IndexedAttr::WorkEmail, "a@b.com".to_string())));
+    let swapped =
+        Filter::parse(r#"emails[value eq "a@b.com" and TYPE eq "Work"]"#).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(swapped.indexed_equality(user()).map(|e| e.attr), Some(IndexedAttr::WorkEmail));
+    // userName is more selective than a work email.
+    let both = Filter::parse(r#"emails[type eq "work"].value eq "a@b.com" and userName eq "u""#)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(both.indexed_equality(user()).map(|e| e.attr), Some(IndexedAttr::UserName));
+    for other in [
+        r#"emails[type eq "home"].value eq "a@b.com""#,
+        r#"emails[type eq "work"].value co "a@""#,
+        r#"emails[type eq "work" or value eq "a@b.com"]"#,
+    ] {
+        let f = Filter::parse(other).unwrap_or_else(|e| unreachable!("{other}: {e}"));
+        assert_eq!(f.indexed_equality(user()), None, "{other}");
+    }
+    for bad in [r#"emails[type eq "work"]."#, r#"emails[type eq "work"].value"#, r#"emails[type eq "work"].a.b eq "x""#]
+    {
+        assert!(Filter::parse_for(bad, user()).is_err(), "{bad}");
+    }
+    assert!(Filter::parse_for(r#"emails[type eq "work"].nope eq "x""#, user()).is_err());
+    assert!(Filter::parse_for(r#"emails[type eq "work"].value pr"#, user()).is_ok());
+}

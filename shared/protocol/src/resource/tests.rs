@@ -415,3 +415,18 @@ fn parse_render_parse_is_stable() {
     expected.remove("password");
     assert_eq!(twice, expected);
 }
+
+// Some clients put a value filter in `attributes`
+// (`GET /Users/{id}?attributes=emails[type eq "work"]`). It selects the
+// attribute it filters: all of `emails` comes back.
+#[test]
+fn a_value_filter_in_attributes_selects_its_attribute() {
+    let p = Projection::from_params(Some(r#"emails[type eq "work"],userName"#), None)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(p, Projection::Include(vec![AttrPath::attr("emails"), AttrPath::attr("userName")]));
+    let p =
+        Projection::from_params(Some(r#"emails[type eq "work"].value"#), None).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(p, Projection::Include(vec![AttrPath { urn: None, name: "emails".into(), sub: Some("value".into()) }]));
+    let e = Projection::from_params(Some(r#"emails[type eq "work""#), None).err();
+    assert_eq!(e.map(|e| e.scim_type), Some(Some(ScimType::InvalidPath)));
+}
