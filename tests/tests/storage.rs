@@ -983,6 +983,56 @@ async fn work_emails_are_indexed(t: TestTable) {
     assert_eq!(index_entries(&t.table, IndexAttr::UserWorkEmail, "new@x.io").await, 0);
 }
 
+/// GIVEN a user as an older version stored it (no work-email entry, its
+/// externalId entry written unique, no record of either) WHEN the tenant
+/// is reindexed THEN the work email finds the user, the externalId entry is
+/// where the current (non-unique) rule puts it, and a second run rewrites
+/// nothing.
+async fn reindex_brings_older_entries_in_line(t: TestTable) {
+    use lockstep_core::model::{self, IndexAttr};
+    let dir = directory(Arc::clone(&t.table));
+    let acme = tenant(&dir, "acme").await;
+    let body = json!({ "externalId": "old-1", "emails": [{ "type": "work", "value": "old@x.io" }] });
+    let u = dir.create(&acme, Kind::User, user_with("old@x.io", body), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    // Rewrite it as it was: no `unique` record, a unique externalId entry, no work-email entry.
+    let key = model::resource("acme", Kind::User, &u.id);
+    let mut item = t.table.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("no item"));
+    let mut data: Value = serde_json::from_str(&item.data).unwrap_or_default();
+    data["meta"] = json!({ "created": data["meta"]["created"].clone() });
+    item.data = data.to_string();
+    let unique_x = model::index_entry("acme", IndexAttr::UserExternalId, "old-1", true, &u.id);
+    let loose_x = model::index_entry("acme", IndexAttr::UserExternalId, "old-1", false, &u.id);
+    let work = model::index_entry("acme", IndexAttr::UserWorkEmail, "old@x.io", false, &u.id);
+    let legacy_entry = Item {
+        pk: unique_x.pk.clone(),
+        sk: unique_x.sk.clone(),
+        version: 1,
+        data: json!({ "id": u.id }).to_string(),
+        ..Item::default()
+    };
+    t.table
+        .transact(vec![
+            Write::Put { item, cond: Cond::Always },
+            Write::Delete { key: loose_x.clone(), cond: Cond::Always },
+            Write::Delete { key: work, cond: Cond::Always },
+            Write::Put { item: legacy_entry, cond: Cond::Always },
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(find(&dir, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await.is_empty());
+
+    let done = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((done.checked, done.rewritten, done.refused.len()), (1, 1, 0));
+    assert_eq!(
+        find(&dir, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await,
+        vec![u.id.clone()]
+    );
+    assert!(t.table.get(&unique_x).await.ok().flatten().is_none(), "the unique-form entry is gone");
+    assert!(t.table.get(&loose_x).await.ok().flatten().is_some(), "the entry is where the current rule puts it");
+    let again = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.checked, again.rewritten), (1, 0), "nothing left to do");
+}
+
 // -- token sets ---------------------------------------------------------------
 
 /// GIVEN a tenant's token set WHEN eight operators issue a token at once
@@ -1072,6 +1122,7 @@ conformance!(
     oversized_resources_are_refused_alike,
     external_id_uniqueness_by_policy,
     work_emails_are_indexed,
+    reindex_brings_older_entries_in_line,
     member_add_cost_is_independent_of_group_size,
     operation_costs,
     index_paging,

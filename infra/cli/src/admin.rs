@@ -119,6 +119,26 @@ pub async fn settings(backend: &Backend, command: SettingsCommand) -> anyhow::Re
     }
 }
 
+pub async fn reindex(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
+    let tenant = backend.existing_tenant(tenant).await?;
+    let done = backend.directory.reindex(&tenant).await.map_err(|e| anyhow!("{e}"))?;
+    let mut text = format!(
+        "Reindexed {}: {} resources checked, {} rewritten, {} refused.",
+        tenant.id,
+        done.checked,
+        done.rewritten,
+        done.refused.len()
+    );
+    for (id, why) in &done.refused {
+        text.push_str(&format!("\n  {id}: {why}"));
+    }
+    let refused: Vec<Value> = done.refused.iter().map(|(id, why)| json!({ "id": id, "detail": why })).collect();
+    Ok(Report {
+        text,
+        json: json!({ "tenant": tenant.id, "checked": done.checked, "rewritten": done.rewritten, "refused": refused }),
+    })
+}
+
 /// `90d` or an RFC 3339 time, as an RFC 3339 time.
 fn parse_expiry(text: &str, now: OffsetDateTime) -> anyhow::Result<String> {
     if let Some(days) = text.strip_suffix('d').and_then(|d| d.parse::<i64>().ok()) {

@@ -68,6 +68,10 @@ pub enum Command {
     /// Issue, list and revoke a tenant's bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Rewrite a tenant's index entries to match its resources and current
+    /// settings: after an upgrade that adds an index, or after changing
+    /// `unique_group_names` or `unique_external_ids`. Safe to repeat.
+    Reindex { tenant: String },
 }
 
 #[derive(Debug, Args)]
@@ -186,5 +190,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Tenant(c) => admin::tenant(&backend, c).await,
         Command::Settings(c) => admin::settings(&backend, c).await,
         Command::Token(c) => admin::token(&backend, c).await,
+        Command::Reindex { tenant } => admin::reindex(&backend, &tenant).await,
     }
 }

@@ -238,6 +238,17 @@ fn entra_provisioning_cycle() {
     // Create the same user again: 409 uniqueness.
     assert_scim_error(&runner.call("POST", "/Users", Some(create)), 409, Some("uniqueness"));
 
+    // With the work email as the matching attribute, Entra asks before a
+    // create: GET /Users?filter=emails[type eq "work"].value eq "...".
+    let by_work_email = runner.call(
+        "GET",
+        "/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22Test_User_fd0ea19b-0777-472c-9f96-4f70d2226f2e%40testuser.com%22",
+        None,
+    );
+    assert_eq!(by_work_email.status, 200, "{}", by_work_email.body);
+    assert_eq!(by_work_email.body["totalResults"], 1, "{}", by_work_email.body);
+    assert_eq!(by_work_email.body["Resources"][0]["id"], json!(id));
+
     // Get User, and Get User by query (found, and zero results).
     let got = runner.call("GET", &format!("/Users/{id}"), None);
     assert_eq!((got.status, got.body["userName"].clone()), (200, created.body["userName"].clone()));

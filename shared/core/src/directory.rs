@@ -87,6 +87,17 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
+/// What [`Directory::reindex`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reindexed {
+    pub checked: u64,
+    pub rewritten: u64,
+    /// Resources whose entries could not be written, with why (a value
+    /// another resource holds under a uniqueness setting, or one the
+    /// current rules refuse).
+    pub refused: Vec<(String, String)>,
+}
+
 /// A member of a group as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -183,14 +194,18 @@ fn claims(kind: Kind, attrs: &Object, settings: &TenantSettings) -> Vec<Claim> {
 /// removed from where they are even after the tenant changed a setting.
 fn stored_claims(kind: Kind, stored: &Stored, settings: &TenantSettings) -> Vec<Claim> {
     let mut out = claims(kind, &stored.resource, settings);
+    if stored.unique_entries.is_none() {
+        // Written before work emails were indexed: it has no such entries.
+        out.retain(|c| c.attr != IndexAttr::UserWorkEmail);
+    }
     for c in &mut out {
         c.unique = match &stored.unique_entries {
             Some(tags) => tags.iter().any(|t| t == c.attr.tag()),
             // Written before entries were recorded: by the rules of then.
             None => match c.attr {
                 IndexAttr::UserName | IndexAttr::UserExternalId | IndexAttr::GroupExternalId => true,
-                IndexAttr::UserWorkEmail => false,
                 IndexAttr::GroupName => settings.unique_group_names,
+                IndexAttr::UserWorkEmail => false,
             },
         };
     }
@@ -608,15 +623,18 @@ impl Directory {
             let (after, member_changes) = change(&before)?;
             self.check_policy(tenant, kind, &after, Some(&before))?;
             let resolved = self.resolve_members(t, id, &member_changes.add).await?;
-            if after != before {
+            let old_claims = stored_claims(kind, &current, &tenant.settings);
+            let new_claims = claims(kind, &after, &tenant.settings);
+            let gone: Vec<&Claim> = old_claims.iter().filter(|o| !new_claims.iter().any(|n| n.same_entry(o))).collect();
+            let added: Vec<&Claim> =
+                new_claims.iter().filter(|n| !old_claims.iter().any(|o| o.same_entry(n))).collect();
+            // Index entries are rewritten with the attributes, and also when
+            // only they are stale: written under another uniqueness setting,
+            // or before the item recorded them (or had a work-email index).
+            let rewrite = after != before || !gone.is_empty() || !added.is_empty() || current.unique_entries.is_none();
+            if rewrite {
                 let created = created.as_ref().and_then(Value::as_str).unwrap_or_default();
-                let old_claims = stored_claims(kind, &current, &tenant.settings);
-                let new_claims = claims(kind, &after, &tenant.settings);
                 let next = self.resource_item(t, kind, id, &after, &new_claims, created, item.version + 1)?;
-                let gone: Vec<&Claim> =
-                    old_claims.iter().filter(|o| !new_claims.iter().any(|n| n.same_entry(o))).collect();
-                let added: Vec<&Claim> =
-                    new_claims.iter().filter(|n| !old_claims.iter().any(|o| o.same_entry(n))).collect();
                 let mut writes = vec![Write::Put { item: next, cond: Cond::VersionIs(item.version) }];
                 writes.extend(gone.iter().map(|c| Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always }));
                 let first_added = writes.len();
@@ -641,12 +659,43 @@ impl Directory {
             if kind == Kind::User && deactivated && tenant.settings.deactivation == Deactivation::RemoveFromGroups {
                 self.remove_from_all_groups(t, id).await?;
             }
-            if after == before && member_changes.is_empty() {
+            if !rewrite && member_changes.is_empty() {
                 return Ok(current);
             }
             return self.get(t, kind, id).await;
         }
         Err(too_busy("update"))
+    }
+
+    /// Bring every user's and group's index entries in line with its
+    /// attributes and the tenant's current settings: after an upgrade that
+    /// adds an index (the work email), or after a uniqueness setting
+    /// changed. Idempotent; resources already in line are read, not
+    /// written. Costs one partition query per 1,000 resources and, per
+    /// resource rewritten, the reads and one transaction of an update.
+    pub async fn reindex(&self, tenant: &Tenant) -> Result<Reindexed> {
+        let mut report = Reindexed::default();
+        for kind in [Kind::User, Kind::Group] {
+            let mut after = None;
+            loop {
+                let page = self.table.query(&self.partition_query(&tenant.id, kind, 1000, after)).await?;
+                for item in &page.items {
+                    report.checked += 1;
+                    let same = |current: &Object| Ok((current.clone(), MemberChanges::default()));
+                    match self.update(tenant, kind, &item.sk, None, same).await {
+                        Ok(s) if s.version != item.version => report.rewritten += 1,
+                        Ok(_) => {}
+                        Err(Error::Scim(e)) if e.status < 500 => report.refused.push((item.sk.clone(), e.detail)),
+                        Err(e) => return Err(e),
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Delete a resource and everything that refers to it.

@@ -21,7 +21,7 @@ pub mod store;
 pub mod tenant;
 pub mod tokens;
 
-pub use directory::{Directory, Limits, SearchPage, Stored};
+pub use directory::{Directory, Limits, Reindexed, SearchPage, Stored};
 pub use error::{Error, Result};
 pub use model::Kind;
 pub use store::Table;
