@@ -433,8 +433,16 @@ impl Directory {
         Item { pk: key.pk, sk: key.sk, version: 1, data: json!({ "id": id }).to_string(), ..Item::default() }
     }
 
-    fn check_policy(&self, tenant: &Tenant, kind: Kind, attrs: &Object, before: Option<&Object>) -> Result<()> {
-        let claims = claims(kind, attrs, &tenant.settings);
+    /// Check a resource against the tenant's policy and the index limits;
+    /// `claims` are the index entries its attributes call for.
+    fn check_policy(
+        &self,
+        tenant: &Tenant,
+        kind: Kind,
+        attrs: &Object,
+        claims: &[Claim],
+        before: Option<&Object>,
+    ) -> Result<()> {
         if let Some(c) = claims.iter().find(|c| c.value.len() > self.limits.max_indexed_value) {
             return Err(ScimError::invalid_value(format!(
                 "'{}' is {} bytes long; at most {} are accepted",
@@ -475,12 +483,12 @@ impl Directory {
     /// Run a transaction, retrying the conflicts DynamoDB reports when
     /// concurrent transactions touch one item (the counter shards).
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut attempt = 0u64;
+        let mut attempt = 0u32;
         loop {
             match self.table.transact(writes.clone()).await {
                 Err(StoreError::Conflict) if attempt < 8 => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * attempt + jitter_ms())).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 other => return other,
             }
@@ -511,7 +519,8 @@ impl Directory {
     /// Create a user or group from validated, canonical attributes. For a
     /// group, `members` are checked to exist before anything is written.
     pub async fn create(&self, tenant: &Tenant, kind: Kind, attrs: Object, members: &[MemberRef]) -> Result<Stored> {
-        self.check_policy(tenant, kind, &attrs, None)?;
+        let claims = claims(kind, &attrs, &tenant.settings);
+        self.check_policy(tenant, kind, &attrs, &claims, None)?;
         // The answer to a create carries the whole group: no more members
         // than one representation holds (add more with PATCH).
         if members.len() > self.limits.max_inline_members {
@@ -526,7 +535,6 @@ impl Directory {
         let id = uuid::Uuid::new_v4().to_string();
         let resolved = self.resolve_members(t, &id, members).await?;
         let now = self.now();
-        let claims = claims(kind, &attrs, &tenant.settings);
         let item = self.resource_item(t, kind, &id, &attrs, &claims, &now, 1)?;
         let stored = self.stored(kind, &id, &item)?;
         let mut writes = vec![Write::Put { item, cond: Cond::NotExists }];
@@ -621,10 +629,10 @@ impl Directory {
             let created = before.remove("meta").and_then(|m| m.get("created").cloned());
             before.remove("id");
             let (after, member_changes) = change(&before)?;
-            self.check_policy(tenant, kind, &after, Some(&before))?;
+            let new_claims = claims(kind, &after, &tenant.settings);
+            self.check_policy(tenant, kind, &after, &new_claims, Some(&before))?;
             let resolved = self.resolve_members(t, id, &member_changes.add).await?;
             let old_claims = stored_claims(kind, &current, &tenant.settings);
-            let new_claims = claims(kind, &after, &tenant.settings);
             let gone: Vec<&Claim> = old_claims.iter().filter(|o| !new_claims.iter().any(|n| n.same_entry(o))).collect();
             let added: Vec<&Claim> =
                 new_claims.iter().filter(|n| !old_claims.iter().any(|o| o.same_entry(n))).collect();
@@ -1324,10 +1332,6 @@ impl Directory {
 }
 
 /// A few milliseconds of jitter for retries, without a random-number crate.
-fn jitter_ms() -> u64 {
-    random_below(20)
-}
-
 /// A random number below `n` (uniform enough for jitter).
 fn random_below(n: u64) -> u64 {
     let mut bytes = [0u8; 8];
@@ -1339,7 +1343,8 @@ fn random_below(n: u64) -> u64 {
     u64::from_le_bytes(bytes) % n.max(1)
 }
 
-/// The wait before try `attempt` (1-based) of a contended write: an
+/// The wait before try `attempt` (1-based) of a contended write or
+/// transaction: an
 /// exponential step capped at 100 ms, with full jitter so that the writers
 /// that collided spread out instead of colliding again.
 fn backoff(attempt: u32) -> Duration {

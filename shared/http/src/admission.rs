@@ -147,18 +147,20 @@ async fn read_body(body: Body, keep: usize, drain: usize, timeout: Duration) -> 
     tokio::time::timeout(timeout, read).await.unwrap_or(Read::Abandoned(Abandoned::TimedOut))
 }
 
-/// Answer `refusal` for a request that will not be served, reading its
-/// body only if it is small.
-async fn refuse(refusal: ApiError, headers: &HeaderMap, body: Body) -> Response {
+/// Read and drop the body of a request that will not be served, if it is
+/// small; whether the connection stays usable (otherwise it is closed
+/// with the answer, and the body never read).
+async fn drain_small(headers: &HeaderMap, body: Body) -> bool {
     let small = declared_length(headers).is_none_or(|n| n <= UNAUTHENTICATED_DRAIN as u64);
+    small
+        && !awaits_continue(headers)
+        && matches!(read_body(body, 0, UNAUTHENTICATED_DRAIN, BODY_READ_TIMEOUT).await, Read::Whole(_) | Read::Over)
+}
+
+/// Answer `refusal` for a request that will not be served.
+async fn refuse(refusal: ApiError, headers: &HeaderMap, body: Body) -> Response {
     let response = refusal.into_response();
-    if !small || awaits_continue(headers) {
-        return closing(response);
-    }
-    match read_body(body, 0, UNAUTHENTICATED_DRAIN, BODY_READ_TIMEOUT).await {
-        Read::Whole(_) | Read::Over => response,
-        Read::Abandoned(_) => closing(response),
-    }
+    if drain_small(headers, body).await { response } else { closing(response) }
 }
 
 /// The middleware in front of every route; see the module docs.
@@ -169,12 +171,7 @@ pub async fn admit(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     }
     let Some(tenant) = scim_tenant(parts.uri.path()).map(str::to_string) else {
         // Not a SCIM path: answered 404 by the router, after a small body.
-        let small = declared_length(&parts.headers).is_none_or(|n| n <= UNAUTHENTICATED_DRAIN as u64);
-        let drained = small
-            && matches!(
-                read_body(body, 0, UNAUTHENTICATED_DRAIN, BODY_READ_TIMEOUT).await,
-                Read::Whole(_) | Read::Over
-            );
+        let drained = drain_small(&parts.headers, body).await;
         let response = next.run(Request::from_parts(parts, Body::empty())).await;
         return if drained { response } else { closing(response) };
     };

@@ -2,10 +2,10 @@
 //! JSON (415 for other media types, 413 over the limit, 400 invalidSyntax
 //! for bad JSON), the query string, and the client's address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{FromRequest, Request};
 use http::header;
 use http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -75,7 +75,7 @@ pub fn client_ip(app: &App, req: &Parts) -> Option<IpAddr> {
     if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
         return ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
     }
-    let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())?;
+    let peer = crate::server::peer(req)?.ip();
     if !app.is_trusted_proxy(req) {
         return Some(peer);
     }
