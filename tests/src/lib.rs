@@ -241,25 +241,6 @@ pub fn emulator_env() -> Vec<(String, String)> {
     .collect()
 }
 
-/// A binary of another workspace package, built first (a no-op when it
-/// is up to date): integration tests only get their own package's binaries.
-pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--bin", name])
-        .current_dir(&root)
-        .output()
-        .unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
-    assert!(
-        out.status.success(),
-        "cargo build -p {package} --bin {name} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    target.join("debug").join(name)
-}
-
 /// The resources a deployed stack provides, made on the emulator: the
 /// table, the cursor-key secret, and the token secret prefix. Returns the
 /// environment the functions and the operator CLI read.

@@ -9,7 +9,7 @@ use lockstep_aws::Deployment;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::tokens::TokenStore;
-use lockstep_core::{Directory, Limits, Tenant, TenantId};
+use lockstep_core::{Directory, Limits, Tenant, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 
 use crate::BackendKind;
@@ -143,6 +143,18 @@ impl Backend {
             .await
             .map_err(|e| anyhow!("{e}"))?
             .ok_or_else(|| anyhow!("there is no tenant '{id}' in {}", self.location))
+    }
+}
+
+impl Backend {
+    /// The tenant, created with default settings if it does not exist yet;
+    /// says whether it was created.
+    pub async fn tenant_or_create(&self, id: &TenantId) -> anyhow::Result<(Tenant, bool)> {
+        if let Some(t) = self.directory.tenant(id).await.map_err(|e| anyhow!("{e}"))? {
+            return Ok((t, false));
+        }
+        let created = self.directory.create_tenant(id, id.as_str(), TenantSettings::default()).await;
+        Ok((created.map_err(|e| anyhow!("{e}"))?, true))
     }
 }
 

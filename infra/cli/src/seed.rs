@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use lockstep_core::{Directory, Kind, Tenant, TenantSettings};
+use lockstep_core::{Directory, Kind, Tenant};
 use scim_protocol::schema::{group, user};
 use scim_protocol::{PatchRequest, parse_resource};
 use serde_json::json;
@@ -70,14 +70,7 @@ pub async fn load(
 pub async fn seed(backend: &Backend, args: &SeedArgs) -> anyhow::Result<Report> {
     let table = backend.local_only("seed")?;
     let id = parse_tenant(&args.tenant)?;
-    let tenant = match backend.directory.tenant(&id).await.map_err(|e| anyhow!("{e}"))? {
-        Some(t) => t,
-        None => backend
-            .directory
-            .create_tenant(&id, id.as_str(), TenantSettings::default())
-            .await
-            .map_err(|e| anyhow!("{e}"))?,
-    };
+    let (tenant, _) = backend.tenant_or_create(&id).await?;
     // Bulk mode: one durable commit at the end instead of one per write.
     table.bulk_load();
     let loaded = load(&backend.directory, &tenant, args.users, args.group_members).await;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use lockstep_core::Tenant;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::tokens::{self};
-use lockstep_core::{Tenant, TenantSettings};
 use lockstep_http::server::{self, ServerLimits};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::json;
@@ -63,17 +63,7 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
     });
     let base_url = format!("{origin}/{id}/scim/v2");
 
-    let (tenant, created) = match backend.directory.tenant(&id).await.map_err(|e| anyhow!("{e}"))? {
-        Some(t) => (t, false),
-        None => {
-            let t = backend
-                .directory
-                .create_tenant(&id, id.as_str(), TenantSettings::default())
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
-            (t, true)
-        }
-    };
+    let (tenant, created) = backend.tenant_or_create(&id).await?;
     let token = if created || args.new_token { Some(issue_token(&backend, &tenant, "local").await?) } else { None };
     // A token is shown on a terminal only: stdout is otherwise usually a
     // log file or a log service, where a secret does not belong. It then

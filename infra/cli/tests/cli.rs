@@ -1071,14 +1071,36 @@ fn raw_http(url: &str, request: &str) -> String {
     response
 }
 
+/// One request to a router in-process: (status, headers, JSON body).
+async fn call(
+    router: axum::Router,
+    token: &str,
+    method: &str,
+    body: Option<String>,
+) -> (u16, axum::http::HeaderMap, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri("/acme/scim/v2/Users")
+        .header("host", "scim.example.com")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/scim+json")
+        .body(axum::body::Body::from(body.unwrap_or_default()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = router.oneshot(request).await.unwrap_or_else(|e| match e {});
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (status, headers, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+}
+
 /// The operator CLI against a deployment (DynamoDB and Secrets Manager on
 /// the emulator, reached through the SDK's standard endpoint override), and
-/// a function binary under the Lambda Runtime API serving the tenant and
-/// token the CLI made, from the same table and secret.
+/// the users routes serving the tenant and token the CLI made, from the
+/// same table and secret.
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_on_aws_then_a_function_serves_its_tenant_and_token() {
-    use lockstep_tests::lambda::{LambdaProcess, http_api_event};
-
     let mut stack = lockstep_tests::emulated_stack().await;
     stack.push(("PUBLIC_URL".to_string(), "https://scim.example.com".to_string()));
     let aws = |args: &[&str]| -> (bool, String, String) {
@@ -1125,14 +1147,24 @@ async fn cli_on_aws_then_a_function_serves_its_tenant_and_token() {
     let (ok, _, err) = aws(&["serve"]);
     assert!(!ok && err.contains("local store only"), "{err}");
 
-    // A users function, under the Runtime API emulator, on the same stack.
-    let users_binary = lockstep_tests::workspace_binary("lockstep-functions", "users");
-    let users = LambdaProcess::start(&users_binary.to_string_lossy(), "lockstep-users", &stack).await;
-    let auth = format!("Bearer {token}");
-    let headers = [("authorization", auth.as_str()), ("content-type", "application/scim+json")];
+    // The users routes, as the users function serves them, over the same
+    // table and secrets: they serve the tenant, token and settings the CLI
+    // made. (The function binary itself, under the Runtime API, is tested
+    // in functions/tests/lambda.rs.)
+    let env = |name: &str| stack.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let users_function = || {
+        let table = lockstep_aws::DynamoTable::new(lockstep_tests::dynamodb_client(), env("TABLE_NAME"));
+        let tokens =
+            lockstep_aws::SecretsManagerTokens::new(lockstep_tests::secrets_client(), env("TOKEN_SECRET_PREFIX"));
+        let clock = Arc::new(lockstep_core::clock::SystemClock);
+        let key = lockstep_core::cursor::CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let directory = lockstep_core::Directory::new(Arc::new(table), clock.clone(), key, Default::default());
+        let app = lockstep_http::App::new(directory, Arc::new(tokens), clock, Some(env("PUBLIC_URL")));
+        lockstep_http::router(Arc::new(app), lockstep_http::Routes::Users)
+    };
+    let users = users_function();
     let body = json!({ "schemas": [USER], "userName": "ada@acme.example" }).to_string();
-    let (status, _, created_user) =
-        users.call(http_api_event("POST", "/acme/scim/v2/Users", "", &headers, Some(&body))).await;
+    let (status, _, created_user) = call(users.clone(), &token, "POST", Some(body)).await;
     assert_eq!(status, 201, "{created_user}");
     assert_eq!(
         created_user["meta"]["location"]
@@ -1141,17 +1173,13 @@ async fn cli_on_aws_then_a_function_serves_its_tenant_and_token() {
         Some(true)
     );
     let not_email = json!({ "schemas": [USER], "userName": "ada" }).to_string();
-    let (status, _, refused) =
-        users.call(http_api_event("POST", "/acme/scim/v2/Users", "", &headers, Some(&not_email))).await;
+    let (status, _, refused) = call(users.clone(), &token, "POST", Some(not_email)).await;
     assert_eq!(status, 400, "the tenant's settings apply: {refused}");
-    drop(users);
 
     // Revoked with the CLI: a function that loads the token set refuses it.
     let id = issued["metadata"]["id"].as_str().unwrap_or_default().to_string();
     aws_json(&["token", "revoke", "acme", &id]);
-    let users = LambdaProcess::start(&users_binary.to_string_lossy(), "lockstep-users", &stack).await;
-    let (status, headers, _) =
-        users.call(http_api_event("GET", "/acme/scim/v2/Users", "", &[("authorization", auth.as_str())], None)).await;
+    let (status, headers, _) = call(users_function(), &token, "GET", None).await;
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], "Bearer realm=\"scim\"");
 

@@ -3,20 +3,19 @@
 //! `ttl` (the table's TTL attribute) and `data`.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ScalarAttributeType,
     TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use lockstep_core::store::{
-    Cond, Index, Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, MAX_TRANSACTION_WRITES, Page, PageKey, Query, SortKey,
-    StoreError, Table, Write,
+    Cond, Index, Item, Key, Page, PageKey, Query, SortKey, StoreError, Table, Write, check_batch, check_batch_get,
+    check_transaction,
 };
 
 pub const GSI1: &str = "gsi1";
@@ -94,7 +93,6 @@ fn condition(cond: Cond) -> Option<(&'static str, Option<Attrs>)> {
     match cond {
         Cond::Always => None,
         Cond::NotExists => Some(("attribute_not_exists(pk)", None)),
-        Cond::Exists => Some(("attribute_exists(pk)", None)),
         Cond::VersionIs(v) => Some(("ver = :ver", Some(HashMap::from([(":ver".to_string(), n(v))])))),
     }
 }
@@ -192,16 +190,6 @@ impl DynamoTable {
                 }
                 TransactWriteItem::builder().delete(del.build().map_err(build_err)?)
             }
-            Write::Check { key, cond } => {
-                let (expr, values) =
-                    condition(*cond).unwrap_or(("attribute_exists(pk) OR attribute_not_exists(pk)", None));
-                let check = ConditionCheck::builder()
-                    .table_name(&self.name)
-                    .set_key(Some(key_attrs(key)))
-                    .condition_expression(expr)
-                    .set_expression_attribute_values(values);
-                TransactWriteItem::builder().condition_check(check.build().map_err(build_err)?)
-            }
             Write::Add { key, delta } => {
                 let up = Update::builder()
                     .table_name(&self.name)
@@ -226,19 +214,9 @@ impl DynamoTable {
     }
 }
 
-/// DynamoDB refuses two writes to one item in a transaction or batch.
-fn distinct_keys(writes: &[Write], what: &str) -> Result<(), StoreError> {
-    let mut keys = std::collections::HashSet::new();
-    if writes.iter().all(|w| keys.insert(w.key())) {
-        Ok(())
-    } else {
-        Err(StoreError::Limit(format!("{what} cannot write one item twice")))
-    }
-}
-
-/// Backoff for unprocessed batch items.
+/// The wait before re-sending a batch's unprocessed items.
 async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(20u64 << attempt.min(6))).await;
+    tokio::time::sleep(lockstep_core::retry::backoff(attempt)).await;
 }
 
 #[async_trait]
@@ -257,9 +235,7 @@ impl Table for DynamoTable {
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
-        if keys.len() > MAX_BATCH_GETS {
-            return Err(StoreError::Limit(format!("{} keys in one batch get; at most {MAX_BATCH_GETS}", keys.len())));
-        }
+        check_batch_get(keys)?;
         let mut unique: Vec<&Key> = Vec::with_capacity(keys.len());
         for k in keys {
             if !unique.contains(&k) {
@@ -308,7 +284,6 @@ impl Table for DynamoTable {
                 }
                 req.send().await.map(|_| ()).map_err(classify)
             }
-            Write::Check { .. } => Err(StoreError::Limit("a condition check is only valid in a transaction".into())),
             Write::Add { key, delta } => self
                 .client
                 .update_item()
@@ -338,13 +313,7 @@ impl Table for DynamoTable {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
-            return Err(StoreError::Limit(format!(
-                "{} writes in one transaction; 1 to {MAX_TRANSACTION_WRITES} are allowed",
-                writes.len()
-            )));
-        }
-        distinct_keys(&writes, "a transaction")?;
+        check_transaction(&writes)?;
         let items = writes.iter().map(|w| self.transact_item(w)).collect::<Result<Vec<_>, _>>()?;
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
@@ -370,10 +339,7 @@ impl Table for DynamoTable {
     }
 
     async fn batch_write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.len() > MAX_BATCH_WRITES {
-            return Err(StoreError::Limit(format!("{} writes in one batch; at most {MAX_BATCH_WRITES}", writes.len())));
-        }
-        distinct_keys(&writes, "a batch")?;
+        check_batch(&writes)?;
         let mut requests = Vec::with_capacity(writes.len());
         for w in &writes {
             let request = match w {
@@ -416,10 +382,6 @@ impl Table for DynamoTable {
             .limit(i32::try_from(query.limit.max(1)).unwrap_or(i32::MAX));
         match &query.sk {
             SortKey::All => {}
-            SortKey::BeginsWith(prefix) => {
-                expr.push_str(" AND begins_with(#s, :s)");
-                req = req.expression_attribute_names("#s", sk_name).expression_attribute_values(":s", s(prefix));
-            }
             SortKey::Between(a, b) => {
                 expr.push_str(" AND #s BETWEEN :a AND :b");
                 req = req

@@ -5,18 +5,21 @@
 //! - [`directory`]: users, groups, memberships, uniqueness, paging;
 //! - [`tenant`]: tenants and their policy;
 //! - [`cursor`]: signed RFC 9865 cursors;
+//! - [`retry`]: the backoff between tries of a contended write;
 //! - [`tokens`]: tenant bearer tokens (hashed), and where they are stored;
-//! - [`counting`]: a call-counting wrapper for cost tests;
+//! - `counting` (feature `test-support`): a call-counting wrapper for cost tests;
 //! - [`error`]: the layer's error and its one mapping to SCIM errors.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod clock;
+#[cfg(feature = "test-support")]
 pub mod counting;
 pub mod cursor;
 pub mod directory;
 pub mod error;
 pub mod model;
+pub mod retry;
 pub mod store;
 pub mod tenant;
 pub mod tokens;

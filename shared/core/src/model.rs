@@ -39,6 +39,25 @@ impl Kind {
         }
     }
 
+    /// The SCIM resource type name, as in `meta.resourceType` and a
+    /// member's `type`.
+    pub fn name(self) -> &'static str {
+        self.resource_type().name
+    }
+
+    /// The kind a resource type name names (`"User"`, `"Group"`).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [Kind::User, Kind::Group].into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind an id of this kind might be confused with.
+    pub fn other(self) -> Kind {
+        match self {
+            Kind::User => Kind::Group,
+            Kind::Group => Kind::User,
+        }
+    }
+
     pub fn resource_type(self) -> &'static scim_protocol::ResourceType {
         match self {
             Kind::User => scim_protocol::schema::user(),
@@ -160,9 +179,18 @@ pub fn counter(t: &str, kind: Kind, shard: u32) -> Key {
 
 /// The counter shard an id's create and delete update.
 pub fn shard_of(id: &str) -> u32 {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    (hash % u64::from(COUNTER_SHARDS)) as u32
+    (fnv1a(id) % u64::from(COUNTER_SHARDS)) as u32
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's
+/// hasher, so it may decide keys.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A short stable digest of `text`, for keys and cursor scopes.
+pub fn digest(text: &str) -> String {
+    format!("{:016x}", fnv1a(text))
 }
 
 pub fn bookmark(t: &str, kind: Kind, digest: &str) -> Key {

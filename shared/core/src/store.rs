@@ -62,8 +62,6 @@ pub enum Cond {
     Always,
     /// The item must not exist (create, uniqueness claims).
     NotExists,
-    /// The item must exist.
-    Exists,
     /// The item must exist with exactly this version.
     VersionIs(u64),
 }
@@ -77,11 +75,6 @@ pub enum Write {
         cond: Cond,
     },
     Delete {
-        key: Key,
-        cond: Cond,
-    },
-    /// Only check a condition (transactions only).
-    Check {
         key: Key,
         cond: Cond,
     },
@@ -102,10 +95,7 @@ impl Write {
     pub fn key(&self) -> Key {
         match self {
             Write::Put { item, .. } => item.key(),
-            Write::Delete { key, .. }
-            | Write::Check { key, .. }
-            | Write::Add { key, .. }
-            | Write::Touch { key, .. } => key.clone(),
+            Write::Delete { key, .. } | Write::Add { key, .. } | Write::Touch { key, .. } => key.clone(),
         }
     }
 }
@@ -121,7 +111,6 @@ pub enum Index {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SortKey {
     All,
-    BeginsWith(String),
     /// Inclusive on both ends.
     Between(String, String),
 }
@@ -158,6 +147,51 @@ pub struct Page {
     pub items: Vec<Item>,
     /// Set when more items may follow.
     pub next: Option<PageKey>,
+}
+
+/// The rules DynamoDB holds a transaction to, checked before it is sent
+/// (by both adapters, so the embedded store refuses what DynamoDB would):
+/// 1 to [`MAX_TRANSACTION_WRITES`] writes, each to a different item.
+pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Limit(format!(
+            "{} writes in one transaction; 1 to {MAX_TRANSACTION_WRITES} are allowed",
+            writes.len()
+        )));
+    }
+    distinct_items(writes, "a transaction")
+}
+
+/// The rules of a batch write: at most [`MAX_BATCH_WRITES`] unconditional
+/// puts and deletes, each to a different item.
+pub fn check_batch(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.len() > MAX_BATCH_WRITES {
+        return Err(StoreError::Limit(format!("{} writes in one batch; at most {MAX_BATCH_WRITES}", writes.len())));
+    }
+    let unconditional = writes
+        .iter()
+        .all(|w| matches!(w, Write::Put { cond: Cond::Always, .. } | Write::Delete { cond: Cond::Always, .. }));
+    if !unconditional {
+        return Err(StoreError::Limit("a batch holds only unconditional puts and deletes".into()));
+    }
+    distinct_items(writes, "a batch")
+}
+
+/// The rule of a batch read: at most [`MAX_BATCH_GETS`] keys.
+pub fn check_batch_get(keys: &[Key]) -> Result<(), StoreError> {
+    if keys.len() > MAX_BATCH_GETS {
+        return Err(StoreError::Limit(format!("{} keys in one batch get; at most {MAX_BATCH_GETS}", keys.len())));
+    }
+    Ok(())
+}
+
+fn distinct_items(writes: &[Write], what: &str) -> Result<(), StoreError> {
+    let mut keys = std::collections::HashSet::new();
+    if writes.iter().all(|w| keys.insert(w.key())) {
+        Ok(())
+    } else {
+        Err(StoreError::Limit(format!("{what} cannot write one item twice")))
+    }
 }
 
 /// Storage failures. Only [`StoreError::ConditionFailed`] is a normal

@@ -44,8 +44,8 @@ impl std::fmt::Display for TenantId {
     }
 }
 
-/// What `active: false` does to a user (DESIGN 3.4; seed 001: deactivation
-/// removes the user from all groups, reactivation does not restore them).
+/// What `active: false` does to a user. A reactivated user does not get
+/// back the groups it was removed from: the directory pushes them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Deactivation {
@@ -60,14 +60,17 @@ pub enum Deactivation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantSettings {
-    /// userName must be an email address (seed 001).
+    /// userName must be an email address (products that sign users in by
+    /// email).
     pub user_name_must_be_email: bool,
-    /// userName may change after creation (seed 001 forbids it).
+    /// userName may change after creation. Products that key accounts on it
+    /// turn this off: a renamed user is then created anew.
     pub user_name_mutable: bool,
     pub deactivation: Deactivation,
     /// Days soft-deleted users are kept before the scheduler purges them.
     pub retention_days: u32,
-    /// Keep a group, unlinked, when the directory deletes it (seed 001).
+    /// Keep a group, unlinked, when the directory deletes it: the product's
+    /// own data that hangs on the group survives.
     pub keep_groups_deleted_by_directory: bool,
     /// Group displayNames must be unique within the tenant. On by default:
     /// Microsoft Entra ID matches groups by displayName, and duplicates make
@@ -94,6 +97,43 @@ impl Default for TenantSettings {
     }
 }
 
+impl TenantSettings {
+    /// Check a user's userName against the tenant's rules; `before` is the
+    /// stored userName when the user is being updated.
+    pub fn check_user_name(&self, user_name: &str, before: Option<&str>) -> Result<(), ScimError> {
+        if self.user_name_must_be_email && !is_email(user_name) {
+            return Err(ScimError::invalid_value(format!(
+                "userName must be an email address in this tenant; '{user_name}' is not"
+            )));
+        }
+        if let Some(old) = before
+            && !self.user_name_mutable
+            && old.to_lowercase() != user_name.to_lowercase()
+        {
+            return Err(ScimError::mutability(format!(
+                "userName cannot change in this tenant ('{old}' to '{user_name}'); create a new user instead"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An email address as far as a userName rule cares: something, `@`, and a
+/// dotted domain, without spaces.
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 /// A tenant as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -115,6 +155,16 @@ mod tests {
         }
         for bad in ["", "Acme", "a#b", "a/b", "-a", "a b", &"x".repeat(64)] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_rule() {
+        for ok in ["a@b.co", "first.last+tag@example.com"] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@b.c.", "a@.b", "a@b@c.d"] {
+            assert!(!is_email(bad), "{bad}");
         }
     }
 

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use lockstep_core::store::{
-    Cond, Index, Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, MAX_TRANSACTION_WRITES, Page, PageKey, Query, SortKey,
-    StoreError, Table, Write,
+    Cond, Index, Item, Key, Page, PageKey, Query, SortKey, StoreError, Table, Write, check_batch, check_batch_get,
+    check_transaction,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -159,7 +159,6 @@ fn holds(cond: Cond, current: Option<&Item>) -> bool {
     match cond {
         Cond::Always => true,
         Cond::NotExists => current.is_none(),
-        Cond::Exists => current.is_some(),
         Cond::VersionIs(v) => current.is_some_and(|i| i.version == v),
     }
 }
@@ -220,7 +219,6 @@ fn apply(items: &mut ItemsTable<'_>, gsi: &mut GsiTable<'_>, write: &Write) -> R
                 remove(items, gsi, old)?;
             }
         }
-        Write::Check { cond, .. } => return Ok(holds(*cond, current.as_ref())),
         Write::Add { key, delta } => {
             let mut next =
                 current.clone().unwrap_or_else(|| Item { pk: key.pk.clone(), sk: key.sk.clone(), ..Item::default() });
@@ -240,7 +238,6 @@ fn apply(items: &mut ItemsTable<'_>, gsi: &mut GsiTable<'_>, write: &Write) -> R
 fn in_range(sk: &str, cond: &SortKey) -> bool {
     match cond {
         SortKey::All => true,
-        SortKey::BeginsWith(p) => sk.starts_with(p.as_str()),
         SortKey::Between(a, b) => sk >= a.as_str() && sk <= b.as_str(),
     }
 }
@@ -248,7 +245,6 @@ fn in_range(sk: &str, cond: &SortKey) -> bool {
 fn lower_bound(cond: &SortKey) -> &str {
     match cond {
         SortKey::All => "",
-        SortKey::BeginsWith(p) => p,
         SortKey::Between(a, _) => a,
     }
 }
@@ -257,7 +253,6 @@ fn lower_bound(cond: &SortKey) -> &str {
 fn past_range(sk: &str, cond: &SortKey) -> bool {
     match cond {
         SortKey::All => false,
-        SortKey::BeginsWith(p) => !sk.starts_with(p.as_str()) && sk > p.as_str(),
         SortKey::Between(_, b) => sk > b.as_str(),
     }
 }
@@ -276,9 +271,7 @@ impl Table for EmbeddedTable {
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
-        if keys.len() > MAX_BATCH_GETS {
-            return Err(StoreError::Limit(format!("{} keys in one batch get; at most {MAX_BATCH_GETS}", keys.len())));
-        }
+        check_batch_get(keys)?;
         self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let items = txn.open_table(ITEMS).map_err(unavailable)?;
@@ -294,23 +287,11 @@ impl Table for EmbeddedTable {
     }
 
     async fn write(&self, write: Write) -> Result<(), StoreError> {
-        if matches!(write, Write::Check { .. }) {
-            return Err(StoreError::Limit("a condition check is only valid in a transaction".into()));
-        }
         self.transact(vec![write]).await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
-            return Err(StoreError::Limit(format!(
-                "{} writes in one transaction; 1 to {MAX_TRANSACTION_WRITES} are allowed",
-                writes.len()
-            )));
-        }
-        let mut keys = HashSet::new();
-        if !writes.iter().all(|w| keys.insert(w.key())) {
-            return Err(StoreError::Limit("a transaction cannot write one item twice".into()));
-        }
+        check_transaction(&writes)?;
         let durability = if self.durable.load(Ordering::SeqCst) { Durability::Immediate } else { Durability::None };
         self.blocking(move |db| {
             let mut txn = db.begin_write().map_err(unavailable)?;
@@ -331,21 +312,9 @@ impl Table for EmbeddedTable {
     }
 
     async fn batch_write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.len() > MAX_BATCH_WRITES {
-            return Err(StoreError::Limit(format!("{} writes in one batch; at most {MAX_BATCH_WRITES}", writes.len())));
-        }
-        let unconditional = writes
-            .iter()
-            .all(|w| matches!(w, Write::Put { cond: Cond::Always, .. } | Write::Delete { cond: Cond::Always, .. }));
-        if !unconditional {
-            return Err(StoreError::Limit("a batch holds only unconditional puts and deletes".into()));
-        }
+        check_batch(&writes)?;
         if writes.is_empty() {
             return Ok(());
-        }
-        let mut keys = HashSet::new();
-        if !writes.iter().all(|w| keys.insert(w.key())) {
-            return Err(StoreError::Limit("a batch cannot write one item twice".into()));
         }
         self.transact(writes).await
     }

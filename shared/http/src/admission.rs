@@ -30,9 +30,9 @@ use http_body_util::BodyExt;
 use scim_protocol::ScimError;
 use tracing::Instrument;
 
-use crate::App;
-use crate::auth::Admitted;
+use crate::context::Admitted;
 use crate::error::ApiError;
+use crate::state::App;
 
 /// How much of a refused request's body is read (and dropped) so that the
 /// connection stays usable; a larger body closes the connection instead.

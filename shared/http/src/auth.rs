@@ -14,9 +14,10 @@ use lockstep_core::tokens::{Refusal, TokenSet, TokenStore, Unauthorized};
 use lockstep_core::{Tenant, TenantId};
 use scim_protocol::ScimError;
 
+use crate::context::{Admitted, Authenticated, RequestCtx};
 use crate::error::ApiError;
 use crate::extract::client_ip;
-use crate::{App, RequestCtx};
+use crate::state::App;
 
 /// A tenant and its tokens, as cached.
 struct Entry {
@@ -66,22 +67,6 @@ impl TenantCache {
         entries.insert(id.clone(), Arc::clone(&entry));
         Ok(entry)
     }
-}
-
-/// Who a response was served to, for the request log line.
-#[derive(Clone, Debug)]
-pub struct Authenticated {
-    pub tenant: TenantId,
-    /// The token's public id (never the token).
-    pub token: String,
-}
-
-/// An authenticated request: its context for the handlers, who it is for
-/// the log line, and the span to serve it in.
-pub struct Admitted {
-    pub ctx: RequestCtx,
-    pub who: Authenticated,
-    pub span: tracing::Span,
 }
 
 /// The one answer for a wrong tenant and for a wrong token, so that a

@@ -14,8 +14,8 @@ use lambda_http::request::RequestContext;
 use scim_protocol::ScimError;
 use serde_json::Value;
 
-use crate::App;
 use crate::error::ApiError;
+use crate::state::App;
 
 /// A JSON request body, `application/scim+json` or `application/json`.
 pub struct ScimJson(pub Value);

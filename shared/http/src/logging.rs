@@ -13,9 +13,9 @@ use http::HeaderValue;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::App;
-use crate::auth::Authenticated;
+use crate::context::Authenticated;
 use crate::extract::{client_request_id, request_id};
+use crate::state::App;
 
 /// Set up JSON logging once per process; `RUST_LOG` overrides the level.
 pub fn init() {

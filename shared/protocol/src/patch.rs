@@ -191,8 +191,15 @@ fn parse_operation(index: usize, op: Value) -> Result<PatchOperation> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MemberRef {
     pub value: String,
-    /// `"User"` or `"Group"` when the client said which.
-    pub kind: Option<String>,
+    /// The member's `type`, when the client said which.
+    pub kind: Option<MemberType>,
+}
+
+/// What a group member is: a member's `type` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberType {
+    User,
+    Group,
 }
 
 /// The net effect of a PATCH on a group's members.
@@ -215,7 +222,7 @@ impl MemberChanges {
 #[derive(Default)]
 struct MemberFold {
     clear: bool,
-    add: BTreeMap<String, Option<String>>,
+    add: BTreeMap<String, Option<MemberType>>,
     remove: BTreeSet<String>,
 }
 
@@ -691,8 +698,8 @@ fn member_ref(v: &Value) -> Result<MemberRef> {
         .ok_or_else(|| ScimError::invalid_value("every member needs a non-empty 'value' (the member's id)"))?;
     let kind = match kind {
         None | Some(Value::Null) => None,
-        Some(Value::String(t)) if t.eq_ignore_ascii_case("user") => Some("User".to_string()),
-        Some(Value::String(t)) if t.eq_ignore_ascii_case("group") => Some("Group".to_string()),
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("user") => Some(MemberType::User),
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("group") => Some(MemberType::Group),
         Some(other) => {
             return Err(ScimError::invalid_value(format!("a member's 'type' is \"User\" or \"Group\", not {other}")));
         }

@@ -341,7 +341,7 @@ fn member_operations_fold_to_their_net_effect() {
         &g,
         ops(json!([{ "op": "add", "path": "members", "value": [{ "value": "g2", "type": "Group" }] }])),
     );
-    assert_eq!(typed.members.add, vec![MemberRef { value: "g2".into(), kind: Some("Group".into()) }]);
+    assert_eq!(typed.members.add, vec![MemberRef { value: "g2".into(), kind: Some(MemberType::Group) }]);
 }
 
 // RFC 7644 §3.5.2: setting primary on one value clears it on the others.

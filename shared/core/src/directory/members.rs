@@ -1,0 +1,261 @@
+//! Group membership, stored both ways: a group's members under the group,
+//! and each member's groups under the member, so that either side is one
+//! query. Member writes are idempotent and batched; a delete racing a
+//! member add never leaves a membership behind (see `write_members`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use scim_protocol::ScimError;
+use scim_protocol::patch::{MemberChanges, MemberRef};
+use serde_json::{Value, json};
+
+use super::{Directory, GroupRef, Member, not_found};
+use crate::error::{Error, Result};
+use crate::model::{self, Kind};
+use crate::store::{Cond, Item, Key, PageKey, Query, SortKey, StoreError, Write};
+use crate::tenant::TenantId;
+
+/// The query for a group's member entries.
+fn members_query(t: &TenantId, group: &str) -> Query {
+    Query::table(model::members_pk(t.as_str(), group), SortKey::All, 0)
+}
+
+/// A member entry as a member: its id, and its kind as the entry records it.
+fn member_of_entry(item: &crate::store::Item) -> Member {
+    let kind = serde_json::from_str::<Value>(&item.data)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).and_then(Kind::from_name))
+        .unwrap_or(Kind::User);
+    Member { id: item.sk.clone(), kind }
+}
+
+impl Directory {
+    /// Remove every membership of a resource: the groups it is in and, for
+    /// a group, its members. Idempotent.
+    pub(super) async fn remove_memberships(&self, t: &TenantId, kind: Kind, id: &str) -> Result<()> {
+        self.remove_from_all_groups(t, id).await?;
+        if kind == Kind::Group {
+            self.clear_members(t, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Check that every member exists in the tenant, as a user or a group,
+    /// before anything is written.
+    pub(super) async fn resolve_members(&self, t: &TenantId, group: &str, refs: &[MemberRef]) -> Result<Vec<Member>> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if refs.iter().any(|m| m.value == group) {
+            return Err(ScimError::invalid_value("a group cannot be a member of itself").into());
+        }
+        let ids: Vec<String> = refs.iter().map(|m| m.value.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut found: BTreeMap<String, Kind> = BTreeMap::new();
+        for kind in [Kind::User, Kind::Group] {
+            let missing: Vec<Key> = ids
+                .iter()
+                .filter(|id| !found.contains_key(*id) && model::is_possible_id(id))
+                .map(|id| model::resource(t.as_str(), kind, id))
+                .collect();
+            found.extend(self.batch_get(&missing).await?.into_iter().map(|item| (item.sk, kind)));
+        }
+        let unknown: Vec<&String> = ids.iter().filter(|id| !found.contains_key(*id)).collect();
+        if !unknown.is_empty() {
+            // Name the first few (ids that cannot exist, by their length only).
+            let named: Vec<String> = unknown
+                .iter()
+                .take(10)
+                .map(|id| if model::is_possible_id(id) { format!("'{id}'") } else { format!("<{} bytes>", id.len()) })
+                .collect();
+            let more = if unknown.len() > named.len() {
+                format!(" and {} more", unknown.len() - named.len())
+            } else {
+                String::new()
+            };
+            return Err(ScimError::invalid_value(format!(
+                "{} unknown member(s): {}{more}; every member must be a user or group of this tenant",
+                unknown.len(),
+                named.join(", ")
+            ))
+            .into());
+        }
+        Ok(found.into_iter().map(|(id, kind)| Member { id, kind }).collect())
+    }
+
+    pub(super) fn member_writes(t: &TenantId, group: &str, add: &[Member], remove: &BTreeSet<String>) -> Vec<Write> {
+        let mut writes = Vec::with_capacity(2 * (add.len() + remove.len()));
+        for m in add {
+            let data = json!({ "type": m.kind.name() }).to_string();
+            let k = model::member(t.as_str(), group, &m.id);
+            writes.push(Write::Put {
+                item: Item { pk: k.pk, sk: k.sk, version: 1, data: data.clone(), ..Item::default() },
+                cond: Cond::Always,
+            });
+            let r = model::member_of(t.as_str(), &m.id, group);
+            writes.push(Write::Put {
+                item: Item { pk: r.pk, sk: r.sk, version: 1, data, ..Item::default() },
+                cond: Cond::Always,
+            });
+        }
+        for id in remove {
+            writes.push(Write::Delete { key: model::member(t.as_str(), group, id), cond: Cond::Always });
+            writes.push(Write::Delete { key: model::member_of(t.as_str(), id, group), cond: Cond::Always });
+        }
+        writes
+    }
+
+    /// Write member adds and removes (each idempotent on its own) in
+    /// batches, then bump the group's version once.
+    ///
+    /// A member or the group may be deleted while this runs. A delete
+    /// removes the resource first and its memberships after, so entries
+    /// written before that cleanup reads them are removed by it; entries
+    /// written after are caught here, by checking the members and the group
+    /// again once the entries are in place, and taken back. Either way no
+    /// membership outlives its member or its group.
+    pub(super) async fn write_members(
+        &self,
+        t: &TenantId,
+        group: &str,
+        add: &[Member],
+        remove: &BTreeSet<String>,
+    ) -> Result<()> {
+        self.batch_write(Self::member_writes(t, group, add, remove)).await?;
+        let present = self.present(t, add).await?;
+        let vanished: BTreeSet<String> =
+            add.iter().filter(|m| !present.contains(&m.id)).map(|m| m.id.clone()).collect();
+        if !vanished.is_empty() {
+            self.batch_write(Self::member_writes(t, group, &[], &vanished)).await?;
+        }
+        let touch = Write::Touch { key: model::resource(t.as_str(), Kind::Group, group), modified: self.now() };
+        match self.table.write(touch).await {
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.batch_write(Self::member_writes(t, group, &[], &present)).await?;
+                Err(not_found(Kind::Group, group))
+            }
+            other => other.map_err(Error::from),
+        }
+    }
+
+    /// The ids of `members` that exist now.
+    pub(super) async fn present(&self, t: &TenantId, members: &[Member]) -> Result<BTreeSet<String>> {
+        let keys: Vec<Key> = members.iter().map(|m| model::resource(t.as_str(), m.kind, &m.id)).collect();
+        Ok(self.batch_get(&keys).await?.into_iter().map(|item| item.sk).collect())
+    }
+
+    pub(super) async fn apply_member_changes(
+        &self,
+        t: &TenantId,
+        group: &str,
+        changes: &MemberChanges,
+        resolved: Vec<Member>,
+    ) -> Result<()> {
+        let mut add = resolved;
+        // An id that cannot exist is no member: removing it is a no-op.
+        let mut remove: BTreeSet<String> =
+            changes.remove.iter().filter(|id| model::is_possible_id(id)).cloned().collect();
+        if changes.clear {
+            // Replacing the whole membership reads it: O(group size).
+            let keep: BTreeSet<String> = add.iter().map(|m| m.id.clone()).collect();
+            let current: BTreeSet<String> = self.all_members(t, group).await?.into_iter().map(|m| m.id).collect();
+            remove.extend(current.iter().filter(|id| !keep.contains(*id)).cloned());
+            add.retain(|m| !current.contains(&m.id));
+        }
+        self.write_members(t, group, &add, &remove).await
+    }
+
+    /// One page of a group's members, in id order.
+    pub async fn members(
+        &self,
+        t: &TenantId,
+        group: &str,
+        after: Option<PageKey>,
+        limit: usize,
+    ) -> Result<(Vec<Member>, Option<PageKey>)> {
+        let mut query = members_query(t, group);
+        query.limit = limit;
+        query.start_after = after;
+        let page = self.table.query(&query).await?;
+        Ok((page.items.iter().map(member_of_entry).collect(), page.next))
+    }
+
+    pub(super) async fn all_members(&self, t: &TenantId, group: &str) -> Result<Vec<Member>> {
+        self.members_up_to(t, group, usize::MAX).await.map(Option::unwrap_or_default)
+    }
+
+    /// A group's members for its representation: all of them, or `None`
+    /// when it has more than [`Limits::max_inline_members`], which one
+    /// response cannot carry. Reads at most that many and one more.
+    ///
+    /// [`Limits::max_inline_members`]: super::Limits::max_inline_members
+    pub async fn inline_members(&self, t: &TenantId, group: &str) -> Result<Option<Vec<Member>>> {
+        self.members_up_to(t, group, self.limits.max_inline_members).await
+    }
+
+    /// Up to `cap` members, or `None` past it.
+    pub(super) async fn members_up_to(&self, t: &TenantId, group: &str, cap: usize) -> Result<Option<Vec<Member>>> {
+        let mut out = Vec::new();
+        let mut pages = self.pages(members_query(t, group));
+        while let Some(items) = pages.next().await? {
+            out.extend(items.iter().map(member_of_entry));
+            if out.len() > cap {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    pub(super) async fn clear_members(&self, t: &TenantId, group: &str) -> Result<()> {
+        let mut pages = self.pages(members_query(t, group));
+        while let Some(items) = pages.next().await? {
+            let remove: BTreeSet<String> = items.into_iter().map(|i| i.sk).collect();
+            self.batch_write(Self::member_writes(t, group, &[], &remove)).await?;
+        }
+        Ok(())
+    }
+
+    /// The ids of the groups `member` belongs to, from the reverse index.
+    pub async fn group_ids_of(&self, t: &TenantId, member: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if !model::is_possible_id(member) {
+            return Ok(out);
+        }
+        let mut pages = self.pages(Query::table(model::member_of_pk(t.as_str(), member), SortKey::All, 0));
+        while let Some(items) = pages.next().await? {
+            out.extend(items.into_iter().map(|i| i.sk));
+        }
+        Ok(out)
+    }
+
+    /// The groups a user (or group) belongs to, with display names: the
+    /// `groups` attribute of a user.
+    pub async fn groups_of(&self, t: &TenantId, member: &str) -> Result<Vec<GroupRef>> {
+        let ids = self.group_ids_of(t, member).await?;
+        let mut groups: Vec<GroupRef> = self
+            .get_many(t, Kind::Group, &ids)
+            .await?
+            .into_iter()
+            .map(|g| GroupRef {
+                display: g.resource.get("displayName").and_then(Value::as_str).map(str::to_string),
+                id: g.id,
+            })
+            .collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(groups)
+    }
+
+    /// Remove a user (or group) from every group it belongs to; returns the
+    /// groups it left. Cost: O(number of its groups).
+    pub async fn remove_from_all_groups(&self, t: &TenantId, member: &str) -> Result<Vec<String>> {
+        let groups = self.group_ids_of(t, member).await?;
+        let one: BTreeSet<String> = std::iter::once(member.to_string()).collect();
+        for g in &groups {
+            match self.write_members(t, g, &[], &one).await {
+                // The group itself is gone: its entries were still removed.
+                Ok(()) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(groups)
+    }
+}

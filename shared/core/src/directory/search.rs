@@ -1,0 +1,342 @@
+//! Finding users and groups: indexed equality lookups, bounded scans for
+//! other filters, index paging with bookmarks, and cursor paging. Every
+//! path reads within a budget ([`Limits`]) and says so when it would not.
+//!
+//! [`Limits`]: super::Limits
+
+use scim_protocol::filter::{Filter, IndexedAttr, IndexedEq};
+use scim_protocol::{Paging, ScimError};
+use serde_json::json;
+
+use super::claims::id_of_entry;
+use super::{Directory, SearchPage, Stored, resources_query};
+use crate::cursor::{self, CursorState};
+use crate::error::{Error, Result};
+use crate::model::{self, IndexAttr, Kind};
+use crate::store::{Cond, Item, Key, PageKey, Query, SortKey, Write};
+use crate::tenant::TenantId;
+
+impl Directory {
+    /// How many resources of a kind a tenant has (sum of counter shards).
+    pub async fn count(&self, t: &TenantId, kind: Kind) -> Result<u64> {
+        let keys: Vec<Key> = (0..model::COUNTER_SHARDS).map(|s| model::counter(t.as_str(), kind, s)).collect();
+        let total: i64 = self.table.batch_get(&keys).await?.iter().map(|i| i.count).sum();
+        Ok(total.max(0).unsigned_abs())
+    }
+
+    /// Resources matching an indexed equality, from the index.
+    pub(super) async fn lookup(&self, t: &TenantId, kind: Kind, eq: &IndexedEq) -> Result<Vec<Stored>> {
+        let attr = match (kind, eq.attr) {
+            (_, IndexedAttr::Id) => {
+                return match self.get(t, kind, &eq.value).await {
+                    Ok(s) => Ok(vec![s]),
+                    Err(Error::NotFound(_)) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                };
+            }
+            (Kind::Group, IndexedAttr::MemberValue) => {
+                let ids = self.group_ids_of(t, &eq.value).await?;
+                return self.get_many(t, kind, &ids).await;
+            }
+            (Kind::User, IndexedAttr::UserName) => IndexAttr::UserName,
+            (Kind::User, IndexedAttr::WorkEmail) => IndexAttr::UserWorkEmail,
+            (Kind::User, IndexedAttr::ExternalId) => IndexAttr::UserExternalId,
+            (Kind::Group, IndexedAttr::ExternalId) => IndexAttr::GroupExternalId,
+            (Kind::Group, IndexedAttr::DisplayName) => IndexAttr::GroupName,
+            _ => return Ok(Vec::new()),
+        };
+        if eq.value.len() > self.limits.max_indexed_value {
+            return Ok(Vec::new());
+        }
+        let mut pages = self.pages(Query::table(model::index_pk(t.as_str(), attr, &eq.value), SortKey::All, 0));
+        let mut ids = Vec::new();
+        while let Some(items) = pages.next().await? {
+            ids.extend(items.iter().filter_map(id_of_entry));
+            if ids.len() >= self.limits.scan_budget {
+                return Err(ScimError::too_many("the filter matches more resources than one request reads").into());
+            }
+        }
+        self.get_many(t, kind, &ids).await
+    }
+
+    /// List or filter resources, with index or cursor paging.
+    pub async fn search(
+        &self,
+        t: &TenantId,
+        kind: Kind,
+        filter: Option<&Filter>,
+        paging: &Paging,
+    ) -> Result<SearchPage> {
+        let rt = kind.resource_type();
+        if let Some(f) = filter {
+            f.validate(rt)?;
+        }
+        let page_size = paging.page_size(self.limits.default_page_size, self.limits.max_page_size);
+        let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
+        if let Some(eq) = filter.and_then(|f| f.indexed_equality(rt)) {
+            let mut found = self.lookup(t, kind, &eq).await?;
+            if let Some(f) = filter {
+                // Group members are not in the group item: a group found by
+                // membership has that member for the rest of the filter.
+                let with_member = |s: &Stored| {
+                    let mut r = s.resource.clone();
+                    if eq.attr == IndexedAttr::MemberValue {
+                        r.insert("members".into(), json!([{ "value": eq.value }]));
+                    }
+                    f.matches(rt, &r)
+                };
+                found.retain(with_member);
+            }
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            return self.page_of(t, kind, filter, found, paging, page_size);
+        }
+        match paging {
+            Paging::Index { start_index, .. } => match filter {
+                None => self.list_by_index(t, kind, *start_index, page_size).await,
+                Some(f) => {
+                    let found = self.scan_all(t, kind, f).await?;
+                    self.page_of(t, kind, filter, found, paging, page_size)
+                }
+            },
+            Paging::Cursor { cursor, .. } => self.scan_cursor(t, kind, filter, cursor.as_deref(), page_size).await,
+        }
+    }
+
+    /// Search users and groups at once (root `/.search`): each kind's
+    /// matches in id order, users first, paged by index over the union. A
+    /// filter naming attributes one kind lacks matches none of that kind; a
+    /// filter that fits neither is the client's error.
+    pub async fn search_all(&self, t: &TenantId, filter: Option<&Filter>, paging: &Paging) -> Result<SearchPage> {
+        let Paging::Index { start_index, count } = *paging else {
+            return Err(ScimError::invalid_value(
+                "cursor paging is offered per resource type (/Users/.search, /Groups/.search)",
+            )
+            .into());
+        };
+        let count = count.unwrap_or(self.limits.default_page_size).min(self.limits.max_page_size);
+        // Enough of each kind to cover the requested window of the union.
+        let window =
+            Paging::Index { start_index: 1, count: Some((start_index - 1 + count).min(self.limits.max_page_size)) };
+        let kinds: Vec<Kind> = [Kind::User, Kind::Group]
+            .into_iter()
+            .filter(|k| filter.is_none_or(|f| f.validate(k.resource_type()).is_ok()))
+            .collect();
+        if let (Some(f), true) = (filter, kinds.is_empty()) {
+            f.validate(Kind::User.resource_type())?;
+        }
+        let mut total = 0;
+        let mut resources = Vec::new();
+        for kind in kinds {
+            let page = self.search(t, kind, filter, &window).await?;
+            total += page.total;
+            resources.extend(page.resources);
+        }
+        let skip = usize::try_from(start_index - 1).unwrap_or(usize::MAX);
+        let take = usize::try_from(count).unwrap_or(usize::MAX);
+        let resources = resources.into_iter().skip(skip).take(take).collect();
+        Ok(SearchPage { total, start_index: Some(start_index), resources, next_cursor: None })
+    }
+
+    pub(super) fn cursor_scope(t: &TenantId, kind: Kind, filter: Option<&Filter>) -> String {
+        format!("{t}|{}|{}", kind.as_str(), model::digest(&filter.map(ToString::to_string).unwrap_or_default()))
+    }
+
+    /// Page through an in-memory result (indexed lookups, bounded scans).
+    pub(super) fn page_of(
+        &self,
+        t: &TenantId,
+        kind: Kind,
+        filter: Option<&Filter>,
+        found: Vec<Stored>,
+        paging: &Paging,
+        page_size: usize,
+    ) -> Result<SearchPage> {
+        let total = found.len() as u64;
+        let (offset, start_index) = match paging {
+            Paging::Index { start_index, .. } => {
+                (usize::try_from(start_index - 1).unwrap_or(usize::MAX), Some(*start_index))
+            }
+            Paging::Cursor { cursor: None, .. } => (0, None),
+            Paging::Cursor { cursor: Some(c), .. } => {
+                let scope = Self::cursor_scope(t, kind, filter);
+                let state = cursor::decode(&self.cursor_key, c, &scope, self.clock.now().unix_timestamp())?;
+                (usize::try_from(state.seen).unwrap_or(usize::MAX), None)
+            }
+        };
+        let end = offset.saturating_add(page_size).min(found.len());
+        let resources: Vec<Stored> = found.into_iter().skip(offset).take(page_size).collect();
+        let next_cursor = (start_index.is_none() && (end as u64) < total).then(|| {
+            cursor::encode(
+                &self.cursor_key,
+                &CursorState {
+                    scope: Self::cursor_scope(t, kind, filter),
+                    after: None,
+                    seen: end as u64,
+                    exp: self.clock.now().unix_timestamp() + self.limits.cursor_ttl_secs,
+                },
+            )
+        });
+        Ok(SearchPage { total, start_index, resources, next_cursor })
+    }
+
+    /// Unfiltered index paging: exact total from the counters, and a
+    /// bookmark left at the end of each page so that the next page starts
+    /// with a key lookup instead of re-reading everything before it.
+    pub(super) async fn list_by_index(
+        &self,
+        t: &TenantId,
+        kind: Kind,
+        start_index: u64,
+        page_size: usize,
+    ) -> Result<SearchPage> {
+        let total = self.count(t, kind).await?;
+        let offset = start_index - 1;
+        let now = self.clock.now().unix_timestamp();
+        let mut after: Option<PageKey> = None;
+        if offset > 0 && offset < total {
+            let mark = self.table.get(&model::bookmark(t.as_str(), kind, &offset.to_string())).await?;
+            after = mark
+                .filter(|m| m.expires_at.is_none_or(|e| e > now))
+                .and_then(|m| serde_json::from_str::<PageKey>(&m.data).ok());
+            if after.is_none() {
+                after = self.skip(t, kind, offset).await?;
+            }
+        }
+        let mut resources = Vec::new();
+        if offset < total && page_size > 0 {
+            let page =
+                self.table.query(&Query { limit: page_size, start_after: after, ..resources_query(t, kind) }).await?;
+            for item in &page.items {
+                resources.push(self.stored(kind, &item.sk, item)?);
+            }
+            if let (Some(last), true) = (page.items.last(), offset + (resources.len() as u64) < total) {
+                let next_offset = offset + resources.len() as u64;
+                let key = model::bookmark(t.as_str(), kind, &next_offset.to_string());
+                let mark = PageKey { key: last.key(), gsi1: None };
+                let item = Item {
+                    pk: key.pk,
+                    sk: key.sk,
+                    version: 1,
+                    expires_at: Some(now + self.limits.cursor_ttl_secs),
+                    data: serde_json::to_string(&mark).unwrap_or_default(),
+                    ..Item::default()
+                };
+                self.table.write(Write::Put { item, cond: Cond::Always }).await?;
+            }
+        }
+        Ok(SearchPage { total, start_index: Some(start_index), resources, next_cursor: None })
+    }
+
+    /// Read past `offset` items when no bookmark says where they end.
+    pub(super) async fn skip(&self, t: &TenantId, kind: Kind, offset: u64) -> Result<Option<PageKey>> {
+        if offset > self.limits.scan_budget as u64 {
+            return Err(ScimError::too_many(format!(
+                "startIndex {} is further than one request reads ({}) without the page before it; \
+                 page through the list in order, or use cursor paging",
+                offset + 1,
+                self.limits.scan_budget
+            ))
+            .into());
+        }
+        let mut left = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut pages = self.pages(resources_query(t, kind));
+        while left > 0 {
+            let Some(items) = pages.next_at_most(left).await? else { break };
+            left -= items.len().min(left);
+            match items.last() {
+                Some(last) if left == 0 => return Ok(Some(PageKey { key: last.key(), gsi1: None })),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Evaluate a non-indexed filter over a whole partition, within the scan
+    /// budget: beyond it the filter needs an indexed attribute or cursors.
+    pub(super) async fn scan_all(&self, t: &TenantId, kind: Kind, f: &Filter) -> Result<Vec<Stored>> {
+        let rt = kind.resource_type();
+        let mut out = Vec::new();
+        let mut read = 0usize;
+        let mut pages = self.pages(resources_query(t, kind));
+        // One item past the budget tells "more than the budget" apart from
+        // "exactly the budget".
+        while let Some(items) = pages.next_at_most(self.limits.scan_budget + 1 - read).await? {
+            read += items.len();
+            if read > self.limits.scan_budget {
+                return Err(ScimError::too_many(format!(
+                    "this filter is evaluated by reading every {}, and there are more than {}; \
+                     filter on an indexed attribute (id, externalId, userName, displayName) or use cursor paging",
+                    rt.name, self.limits.scan_budget
+                ))
+                .into());
+            }
+            for item in &items {
+                let s = self.stored(kind, &item.sk, item)?;
+                if f.matches(rt, &s.resource) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Cursor paging (RFC 9865) over a partition: each page reads at most
+    /// the cursor read budget, so a sparse filter returns short pages with
+    /// a cursor rather than long waits.
+    pub(super) async fn scan_cursor(
+        &self,
+        t: &TenantId,
+        kind: Kind,
+        filter: Option<&Filter>,
+        cursor_text: Option<&str>,
+        page_size: usize,
+    ) -> Result<SearchPage> {
+        let rt = kind.resource_type();
+        let scope = Self::cursor_scope(t, kind, filter);
+        let now = self.clock.now().unix_timestamp();
+        let state = match cursor_text {
+            Some(c) => Some(cursor::decode(&self.cursor_key, c, &scope, now)?),
+            None => None,
+        };
+        let (mut after, seen) = state.map(|s| (s.after, s.seen)).unwrap_or((None, 0));
+        let mut resources = Vec::new();
+        let mut read = 0usize;
+        let mut more = true;
+        'pages: while resources.len() < page_size && read < self.limits.cursor_read_budget {
+            let limit = (self.limits.cursor_read_budget - read).min(1000);
+            let query = Query { limit, start_after: after.clone(), ..resources_query(t, kind) };
+            let page = self.table.query(&query).await?;
+            for item in &page.items {
+                read += 1;
+                after = Some(PageKey { key: item.key(), gsi1: None });
+                let s = self.stored(kind, &item.sk, item)?;
+                if filter.is_none_or(|f| f.matches(rt, &s.resource)) {
+                    resources.push(s);
+                    if resources.len() == page_size {
+                        // More may follow unless this was the partition's end.
+                        more = page.next.is_some() || !std::ptr::eq(item, page.items.last().unwrap_or(item));
+                        break 'pages;
+                    }
+                }
+            }
+            if page.next.is_none() {
+                more = false;
+                break;
+            }
+        }
+        let returned = seen + resources.len() as u64;
+        let total = match filter {
+            None => self.count(t, kind).await?,
+            // Known exactly once the scan reached the end; until then, the
+            // matches so far (RFC 9865 lets totalResults be approximate).
+            Some(_) => returned,
+        };
+        let next_cursor = more.then(|| {
+            cursor::encode(
+                &self.cursor_key,
+                &CursorState { scope, after, seen: returned, exp: now + self.limits.cursor_ttl_secs },
+            )
+        });
+        Ok(SearchPage { total, start_index: None, resources, next_cursor })
+    }
+}
