@@ -260,6 +260,56 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     assert!(requests.iter().any(|v| v["status"] == 401 && v["route"] == "/Users/{id}"), "{all}");
 }
 
+/// GIVEN a tenant that keeps deleted users 0 days, with 3 deleted users
+/// WHEN EventBridge's schedule invokes the job function THEN it purges them
+/// and reports what it did as EMF metrics (JobFailures among them).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_job_function_purges_on_schedule_and_reports_metrics() {
+    let env = lockstep_tests::emulated_stack().await;
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
+    let key = CursorKey::new(vec![1u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
+    let settings = TenantSettings { retention_days: 0, ..TenantSettings::default() };
+    let acme = directory.create_tenant(&tenant("acme"), "Acme", settings).await.unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..3 {
+        let attrs = scim_protocol::parse_resource(
+            scim_protocol::schema::user(),
+            &json!({ "userName": format!("gone{i}@acme.example") }),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let user =
+            directory.create(&acme, lockstep_core::Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        directory.delete(&acme, lockstep_core::Kind::User, &user.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Due at the second they were deleted: let that second pass.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let job = LambdaProcess::start(env!("CARGO_BIN_EXE_job"), "lockstep-job", &env).await;
+    let outcome = job.invoke(lockstep_tests::lambda::scheduled_event()).await;
+    let lockstep_tests::lambda::Outcome::Response(report) = outcome else {
+        panic!("the job failed: {outcome:?}\n{}", job.log_text())
+    };
+    assert_eq!((report["purged_users"].clone(), report["complete"].clone()), (json!(3), json!(true)), "{report}");
+    let left = directory.retired(&acme.id, lockstep_core::Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(left.is_empty(), "{left:?}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let run = job
+        .logs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "job run")
+        .unwrap_or_else(|| panic!("no job line in:\n{}", job.log_text()));
+    assert_eq!((run["PurgedUsers"].clone(), run["JobFailures"].clone()), (json!(3), json!(0)), "{run}");
+    let emf = &run["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!((emf["Namespace"].as_str(), run["Stage"].as_str()), (Some("Lockstep"), Some("sandbox")));
+    let names: Vec<&str> = emf["Metrics"].as_array().into_iter().flatten().filter_map(|m| m["Name"].as_str()).collect();
+    assert!(names.contains(&"JobFailures") && names.contains(&"PurgedUsers"), "{names:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_without_its_configuration_fails_at_start_and_says_what_is_missing() {
     let mut f =

@@ -243,8 +243,24 @@ impl LambdaProcess {
         }
     }
 
+    /// Invoke with any event and return what the function answered.
+    pub async fn invoke(&self, event: Value) -> Outcome {
+        match self.runtime.invoke(event, Duration::from_secs(30)).await {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("{e}; the function's output:\n{}", self.log_text()),
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
+    }
+}
+
+/// An EventBridge Scheduled Event, as a schedule rule invokes the job with.
+pub fn scheduled_event() -> Value {
+    match serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json")) {
+        Ok(v) => v,
+        Err(e) => panic!("the scheduled event fixture is not JSON: {e}"),
     }
 }
 

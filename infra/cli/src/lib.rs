@@ -12,6 +12,7 @@
 
 mod admin;
 mod backend;
+mod lifecycle;
 pub mod seed;
 mod serve;
 
@@ -72,6 +73,77 @@ pub enum Command {
     /// settings: after an upgrade that adds an index, or after changing
     /// `unique_group_names` or `unique_external_ids`. Safe to repeat.
     Reindex { tenant: String },
+    /// List and show a tenant's users, deleted ones included.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// List and show a tenant's groups, kept and unlinked ones included.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Restore a deleted user.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Unlink a group from the directory, or delete a kept or unlinked one.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Show (`--dry-run`) or purge (`--now`) what is past retention in a
+    /// tenant, without waiting for the scheduled job.
+    Purge(PurgeArgs),
+    /// The scheduled job (sweep and purge over every tenant).
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Every user: live (active or inactive) and deleted, with when, why
+    /// and until when a deleted one is kept.
+    List { tenant: String },
+    /// One user, live or deleted.
+    Show { tenant: String, id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Every group: linked to the directory, kept after the directory
+    /// deleted it, or unlinked.
+    List { tenant: String },
+    /// One group.
+    Show { tenant: String, id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Bring a deleted user back as it was: same id, deactivated, in the
+    /// groups it was in that still exist. Refused if its userName (or a
+    /// unique externalId) has been taken meanwhile.
+    Restore { tenant: String, id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Unlink a group: it keeps its members and becomes the application's
+    /// own; the directory no longer updates it, and a later push of the
+    /// same group creates a new one.
+    Unlink { tenant: String, id: String },
+    /// Delete a kept or unlinked group for good, with its memberships.
+    Delete { tenant: String, id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    pub tenant: String,
+    /// List what is due for purge; change nothing.
+    #[arg(long, conflicts_with = "now", required_unless_present = "now")]
+    pub dry_run: bool,
+    /// Purge what is due now.
+    #[arg(long)]
+    pub now: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run the scheduled job once, over every tenant.
+    Run,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +170,33 @@ pub struct ServeArgs {
     /// headers are believed, such as the local end of a tunnel. Repeatable.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
+    /// How often the scheduled job (purge past retention, finish half-done
+    /// deletes) runs in-process, from start: `30s`, `10m`, `1h`, or `off`.
+    #[arg(long, default_value = "1h", value_parser = parse_interval)]
+    pub job_interval: Interval,
+}
+
+/// How often something runs, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Option<std::time::Duration>);
+
+fn parse_interval(text: &str) -> Result<Interval, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Interval(None));
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not an interval like 30s, 10m, 1h or off"))?;
+    let seconds = match unit {
+        "s" | "" => number,
+        "m" => number.saturating_mul(60),
+        "h" => number.saturating_mul(3600),
+        _ => return Err(format!("'{text}': the unit is s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the interval must be at least 1s (or off)".into());
+    }
+    Ok(Interval(Some(std::time::Duration::from_secs(seconds))))
 }
 
 #[derive(Debug, Args)]
@@ -191,5 +290,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Settings(c) => admin::settings(&backend, c).await,
         Command::Token(c) => admin::token(&backend, c).await,
         Command::Reindex { tenant } => admin::reindex(&backend, &tenant).await,
+        Command::Users(c) => lifecycle::users(&backend, c).await,
+        Command::Groups(c) => lifecycle::groups(&backend, c).await,
+        Command::User(c) => lifecycle::user(&backend, c).await,
+        Command::Group(c) => lifecycle::group(&backend, c).await,
+        Command::Purge(args) => lifecycle::purge(&backend, args).await,
+        Command::Job(JobCommand::Run) => lifecycle::job_run(&backend).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_intervals_are_seconds_minutes_hours_or_off() {
+        let secs = |n| Ok(Interval(Some(std::time::Duration::from_secs(n))));
+        assert_eq!(parse_interval("30s"), secs(30));
+        assert_eq!(parse_interval("10m"), secs(600));
+        assert_eq!(parse_interval("1h"), secs(3600));
+        assert_eq!(parse_interval("45"), secs(45));
+        assert_eq!(parse_interval("OFF"), Ok(Interval(None)));
+        for bad in ["", "0s", "h", "1d", "-1m", "1.5h", "99999999999999999999s"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -3,12 +3,12 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use lockstep_core::Tenant;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::tokens::{self};
+use lockstep_core::{Tenant, job};
 use lockstep_http::server::{self, ServerLimits};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::json;
@@ -41,6 +41,21 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
+    }
+}
+
+/// The scheduled job, in-process: first at start, then every `every`. A
+/// run stops within `every` (at most 15 minutes, as in Lambda), and the
+/// next resumes from its checkpoint.
+async fn run_job_every(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let stop_at = Instant::now() + every.min(Duration::from_secs(15 * 60));
+        let run = job::run(&app.directory, &|| Instant::now() >= stop_at).await;
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        logging::write_line(&logging::job_line(&run, None, now_ms));
     }
 }
 
@@ -115,6 +130,10 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
         header_read_timeout: Duration::from_secs(args.header_timeout.max(1)),
         ..ServerLimits::default()
     };
-    server::serve(listener, router(Arc::new(app), Routes::All), limits, shutdown_signal()).await.context("serving")?;
+    let app = Arc::new(app);
+    if let Some(every) = args.job_interval.0 {
+        tokio::spawn(run_job_every(Arc::clone(&app), every));
+    }
+    server::serve(listener, router(app, Routes::All), limits, shutdown_signal()).await.context("serving")?;
     Ok(Report { text: "Stopped.".into(), json: json!({ "stopped": true }) })
 }

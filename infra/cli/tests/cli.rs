@@ -1019,6 +1019,91 @@ fn operator_commands_on_the_local_store() {
     assert_scim_error(&refused, 400, Some("invalidValue"));
 }
 
+/// The lifecycle through the operator CLI: what the directory deleted is
+/// listed with when and why, a user is restored, groups are unlinked and
+/// deleted, a purge is shown then done, and `serve` runs the scheduled job
+/// in-process.
+#[test]
+fn lifecycle_commands_and_the_in_process_job() {
+    let dir = data_dir();
+    let settings = ["--set", "retention_days=0", "--set", "keep_groups_deleted_by_directory=true"];
+    lockstep_json(dir.path(), &[&["tenant", "create", "acme"][..], &settings[..]].concat());
+    let (ada, bob, sales, support) = {
+        let runner = serve(dir.path(), &["--tenant", "acme", "--new-token", "--job-interval", "off"]);
+        let user =
+            |name: &str| id_of(&runner.call("POST", "/Users", Some(json!({ "schemas": [USER], "userName": name }))));
+        let (ada, bob) = (user("ada@acme.example"), user("bob@acme.example"));
+        let group = |name: &str| {
+            let body =
+                json!({ "schemas": [GROUP], "displayName": name, "members": [{ "value": ada }, { "value": bob }] });
+            id_of(&runner.call("POST", "/Groups", Some(body)))
+        };
+        let (sales, support) = (group("Sales"), group("Support"));
+        assert_eq!(runner.call("DELETE", &format!("/Users/{ada}"), None).status, 204);
+        assert_eq!(runner.call("DELETE", &format!("/Groups/{sales}"), None).status, 204);
+        assert_eq!(runner.call("GET", &format!("/Users/{ada}"), None).status, 404);
+        (ada, bob, sales, support)
+    };
+
+    let users = lockstep_json(dir.path(), &["users", "list", "acme"]);
+    let state = |list: &Value, id: &str| {
+        list["resources"].as_array().into_iter().flatten().find(|r| r["id"] == id).map(|r| r["state"].clone())
+    };
+    assert_eq!(state(&users, &ada), Some(json!("deleted")), "{users}");
+    assert_eq!(state(&users, &bob), Some(json!("active")));
+    let (ok, text, _) = lockstep(dir.path(), &["users", "show", "acme", &ada]);
+    assert!(ok && text.contains("deleted by the directory") && text.contains("purged after"), "{text}");
+    let groups = lockstep_json(dir.path(), &["groups", "list", "acme"]);
+    assert_eq!(state(&groups, &sales), Some(json!("unlinked")), "kept after the directory deleted it: {groups}");
+
+    let restored = lockstep_json(dir.path(), &["user", "restore", "acme", &ada]);
+    assert_eq!((restored["id"].as_str(), restored["state"].as_str()), (Some(ada.as_str()), Some("inactive")));
+    let (ok, _, err) = lockstep(dir.path(), &["user", "restore", "acme", &ada]);
+    assert!(!ok && err.contains("no deleted user"), "{err}");
+    lockstep_json(dir.path(), &["group", "unlink", "acme", &support]);
+    let (ok, text, _) = lockstep(dir.path(), &["groups", "show", "acme", &support]);
+    assert!(ok && text.contains("unlinked by an operator") && text.contains("kept"), "{text}");
+    lockstep_json(dir.path(), &["group", "delete", "acme", &support]);
+    let (ok, _, err) = lockstep(dir.path(), &["group", "delete", "acme", &bob]);
+    assert!(!ok && err.contains("no kept or unlinked group"), "{err}");
+
+    let (ok, _, err) = lockstep(dir.path(), &["purge", "acme"]);
+    assert!(!ok && err.contains("--dry-run"), "purge says which mode: {err}");
+    let due = lockstep_json(dir.path(), &["purge", "acme", "--dry-run"]);
+    assert_eq!(due["due"], json!([{ "kind": "Group", "id": sales }]), "kept 0 days");
+    assert_eq!(
+        lockstep_json(dir.path(), &["purge", "acme", "--dry-run"])["due"],
+        due["due"],
+        "a dry run changes nothing"
+    );
+    let purged = lockstep_json(dir.path(), &["purge", "acme", "--now"]);
+    assert_eq!((purged["purged_groups"].clone(), purged["purged_users"].clone()), (json!(1), json!(0)));
+
+    // `serve` runs the job in-process: a deleted user, kept 0 days, goes.
+    {
+        let runner = serve(dir.path(), &["--tenant", "acme", "--new-token", "--job-interval", "1s"]);
+        assert_eq!(runner.call("DELETE", &format!("/Users/{bob}"), None).status, 204);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let purged = runner.logs.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|l| {
+                serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"] == "job run" && v["PurgedUsers"] == 1)
+            });
+            if purged {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no job run purged the user: {:?}", runner.logs);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let users = lockstep_json(dir.path(), &["users", "list", "acme"]);
+    assert_eq!(state(&users, &bob), None, "purged: {users}");
+    let run = lockstep_json(dir.path(), &["job", "run"]);
+    assert_eq!(
+        (run["tenants"].clone(), run["complete"].clone(), run["failures"].clone()),
+        (json!(1), json!(true), json!([]))
+    );
+}
+
 /// The origin (`http://127.0.0.1:port`) of a URL.
 fn origin(url: &str) -> String {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);

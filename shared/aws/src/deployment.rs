@@ -70,6 +70,12 @@ impl Deployment {
         Ok(Self::read())
     }
 
+    /// The scheduled job's configuration: the table only.
+    pub fn for_job() -> Result<Self, String> {
+        require(&["TABLE_NAME"])?;
+        Ok(Self::read())
+    }
+
     /// The operator CLI's configuration: the table and the token secrets.
     pub fn for_operator() -> Result<Self, String> {
         require(&["TABLE_NAME", "TOKEN_SECRET_PREFIX"])?;

@@ -33,6 +33,14 @@ impl CursorKey {
         Ok(Self(secret))
     }
 
+    /// A fresh random key, for a process that issues no cursors (or whose
+    /// cursors need not outlive it).
+    pub fn random() -> Result<Self, String> {
+        let mut secret = vec![0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness for a cursor key: {e}"))?;
+        Self::new(secret)
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length; the error arm cannot happen.
         HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))

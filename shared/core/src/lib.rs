@@ -4,6 +4,7 @@
 //! - [`model`]: the single-table key layout;
 //! - [`directory`]: users, groups, memberships, uniqueness, paging;
 //! - [`tenant`]: tenants and their policy;
+//! - [`job`]: the scheduled job (sweep, purge) over every tenant;
 //! - [`cursor`]: signed RFC 9865 cursors;
 //! - [`retry`]: the backoff between tries of a contended write;
 //! - [`tokens`]: tenant bearer tokens (hashed), and where they are stored;
@@ -18,13 +19,14 @@ pub mod counting;
 pub mod cursor;
 pub mod directory;
 pub mod error;
+pub mod job;
 pub mod model;
 pub mod retry;
 pub mod store;
 pub mod tenant;
 pub mod tokens;
 
-pub use directory::{Directory, Limits, Reindexed, SearchPage, Stored};
+pub use directory::{Directory, Due, Limits, Purged, Reindexed, Retired, Retirement, SearchPage, Stored};
 pub use error::{Error, Result};
 pub use model::Kind;
 pub use store::Table;

@@ -14,9 +14,15 @@
 //! | index entry | `T#t#IX#<attr>#<value>` | `#` when unique, else `<id>` |
 //! | counter shard | `T#t#COUNT` | `<kind>#<shard>` |
 //! | paging bookmark | `T#t#BOOKMARK` | `<kind>#<hash>` |
+//! | deleted user, kept or unlinked group | `T#t#RETIRED#<kind>` | `<id>` |
+//! | unfinished membership cleanup | `T#t#SWEEP` | `<kind>#<id>` |
+//! | the scheduled job's checkpoint | `JOB` | `CHECKPOINT` |
 //!
 //! GSI1 (sparse) holds one entry per tenant (`TENANTS` / `<tenant>`), so
-//! the scheduled job can list tenants without a scan.
+//! the scheduled job can list tenants without a scan, and one per retired
+//! resource that has a purge date (`T#t#PURGE` / `<due>#<kind>#<id>`, the
+//! due time as zero-padded Unix seconds), so it finds what is due with one
+//! key-range query.
 
 use crate::store::Key;
 
@@ -43,6 +49,11 @@ impl Kind {
     /// member's `type`.
     pub fn name(self) -> &'static str {
         self.resource_type().name
+    }
+
+    /// The kind whose key name ([`Kind::as_str`]) this is.
+    pub fn from_key_name(name: &str) -> Option<Kind> {
+        [Kind::User, Kind::Group].into_iter().find(|k| k.as_str() == name)
     }
 
     /// The kind a resource type name names (`"User"`, `"Group"`).
@@ -193,6 +204,47 @@ pub fn digest(text: &str) -> String {
     format!("{:016x}", fnv1a(text))
 }
 
+/// The partition of a kind's retired resources: soft-deleted users, groups
+/// kept after the directory deleted them, unlinked groups.
+pub fn retired_pk(t: &str, kind: Kind) -> String {
+    format!("{}#RETIRED#{}", tenant(t), kind.as_str())
+}
+
+pub fn retired(t: &str, kind: Kind, id: &str) -> Key {
+    Key::new(retired_pk(t, kind), id)
+}
+
+/// GSI1 partition of a tenant's purge schedule.
+pub fn purge_pk(t: &str) -> String {
+    format!("{}#PURGE", tenant(t))
+}
+
+/// GSI1 key of a retired resource due for purge at `due` (Unix seconds):
+/// sort keys order by due time.
+pub fn purge_entry(t: &str, due: i64, kind: Kind, id: &str) -> Key {
+    Key::new(purge_pk(t), format!("{}#{}#{id}", purge_due_prefix(due), kind.as_str()))
+}
+
+/// The sort-key prefix of entries due at `due`; every entry due at or
+/// before `due` sorts at or below `purge_due_prefix(due) + "#~"`.
+pub fn purge_due_prefix(due: i64) -> String {
+    format!("{:012}", due.max(0))
+}
+
+pub fn sweeps_pk(t: &str) -> String {
+    format!("{}#SWEEP", tenant(t))
+}
+
+/// The marker of a delete whose membership cleanup has not finished.
+pub fn sweep(t: &str, kind: Kind, id: &str) -> Key {
+    Key::new(sweeps_pk(t), format!("{}#{id}", kind.as_str()))
+}
+
+/// The scheduled job's checkpoint: the one item outside every tenant.
+pub fn job_checkpoint() -> Key {
+    Key::new("JOB", "CHECKPOINT")
+}
+
 pub fn bookmark(t: &str, kind: Kind, digest: &str) -> Key {
     Key::new(format!("{}#BOOKMARK", tenant(t)), format!("{}#{digest}", kind.as_str()))
 }
@@ -211,6 +263,9 @@ mod tests {
             index_entry("acme", IndexAttr::UserName, "A@B.C", true, "u1"),
             counter("acme", Kind::Group, 3),
             bookmark("acme", Kind::User, "x"),
+            retired("acme", Kind::User, "u1"),
+            purge_entry("acme", 1_700_000_000, Kind::User, "u1"),
+            sweep("acme", Kind::Group, "g1"),
         ];
         for k in keys {
             assert!(k.pk.starts_with("T#acme#"), "{k:?}");
@@ -221,6 +276,15 @@ mod tests {
     fn user_names_index_case_insensitively_external_ids_exactly() {
         assert_eq!(index_pk("t", IndexAttr::UserName, "Bjensen@Example.COM"), "T#t#IX#UN#bjensen@example.com");
         assert_eq!(index_pk("t", IndexAttr::UserExternalId, "AbC"), "T#t#IX#UX#AbC");
+    }
+
+    #[test]
+    fn purge_entries_sort_by_due_time() {
+        let early = purge_entry("t", 999, Kind::User, "zz");
+        let late = purge_entry("t", 1_000, Kind::Group, "aa");
+        assert!(early.sk < late.sk);
+        assert!(late.sk.as_str() <= format!("{}#~", purge_due_prefix(1_000)).as_str());
+        assert!(late.sk.as_str() > format!("{}#~", purge_due_prefix(999)).as_str());
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum Deactivation {
     Disable,
     /// Mark inactive and remove from every group.
     RemoveFromGroups,
+    /// Soft-delete the user, as a `DELETE` does: for products without a
+    /// deactivated state, where a user who comes back is created anew.
+    SoftDelete,
 }
 
 /// Per-tenant policy.

@@ -1,7 +1,7 @@
 //! Tenant bearer tokens. Only SHA-256 hashes are stored (tokens are 256
 //! random bits, so a fast unsalted hash is enough: there is nothing to
 //! guess), with a label, creation and expiry times and an optional IP
-//! allow-list (seed 004). Several tokens can be valid at once, for rotation.
+//! allow-list of source addresses. Several tokens can be valid at once, for rotation.
 //! Verification compares against every token in constant time.
 
 use std::net::IpAddr;

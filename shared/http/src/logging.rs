@@ -197,6 +197,66 @@ impl RequestRecord<'_> {
     }
 }
 
+/// A log line that is also an EMF document of `counts` (unit Count, by
+/// stage), for work outside the request path (the scheduled job). Without
+/// `metrics` (outside Lambda) it is a plain JSON line with the same fields.
+pub fn counts_line(
+    message: &str,
+    failed: bool,
+    counts: &[(&str, u64)],
+    details: serde_json::Value,
+    metrics: Option<&Metrics>,
+    now_ms: i64,
+) -> String {
+    let mut line = serde_json::Map::new();
+    line.insert("level".into(), serde_json::json!(if failed { "ERROR" } else { "INFO" }));
+    line.insert("message".into(), serde_json::json!(message));
+    for (name, value) in counts {
+        line.insert((*name).to_string(), serde_json::json!(value));
+    }
+    if let serde_json::Value::Object(details) = details {
+        line.extend(details);
+    }
+    if let Some(m) = metrics {
+        line.insert("Stage".into(), serde_json::json!(m.stage));
+        let defs: Vec<serde_json::Value> =
+            counts.iter().map(|(name, _)| serde_json::json!({ "Name": name, "Unit": "Count" })).collect();
+        line.insert(
+            "_aws".into(),
+            serde_json::json!({ "Timestamp": now_ms, "CloudWatchMetrics": [{
+                "Namespace": m.namespace, "Dimensions": [["Stage"]], "Metrics": defs }] }),
+        );
+    }
+    serde_json::Value::Object(line).to_string()
+}
+
+/// The log line of a scheduled job run: its counts as metrics (EMF in
+/// Lambda), and what a person needs to read it.
+pub fn job_line(
+    run: &lockstep_core::Result<lockstep_core::job::JobReport>,
+    metrics: Option<&Metrics>,
+    now_ms: i64,
+) -> String {
+    use lockstep_core::job::JobReport;
+    match run {
+        Ok(r) => {
+            let details = serde_json::json!({ "tenants": r.tenants, "complete": r.complete, "failures": r.failures });
+            counts_line("job run", !r.failures.is_empty(), &r.counts(), details, metrics, now_ms)
+        }
+        Err(e) => {
+            let details = serde_json::json!({ "error": e.to_string() });
+            counts_line("job run", true, &JobReport::failed_counts(), details, metrics, now_ms)
+        }
+    }
+}
+
+/// Write one whole line to stdout (where Lambda's log agent reads).
+pub fn write_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.write_all(b"\n");
+}
+
 /// Log every request: a span (request id, method, route) around
 /// everything logged while serving it, then one line for the request,
 /// written whole to stdout. Once a request is authenticated,
@@ -254,6 +314,32 @@ pub fn authenticated_span(req: &http::request::Parts, tenant: &str, token_id: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_lines_are_emf_documents_in_lambda() {
+        let metrics = Metrics { namespace: "Lockstep".into(), stage: "sandbox".into() };
+        let counts = [("JobFailures", 1), ("PurgedUsers", 12)];
+        let line: serde_json::Value = serde_json::from_str(&counts_line(
+            "job run",
+            true,
+            &counts,
+            serde_json::json!({ "failures": ["acme: storage"] }),
+            Some(&metrics),
+            1_795_425_242_000,
+        ))
+        .unwrap_or_default();
+        assert_eq!((line["level"].clone(), line["JobFailures"].clone()), ("ERROR".into(), 1.into()));
+        let emf = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(emf["Dimensions"], serde_json::json!([["Stage"]]));
+        assert_eq!(line["Stage"], "sandbox");
+        for m in emf["Metrics"].as_array().into_iter().flatten() {
+            assert!(line[m["Name"].as_str().unwrap_or_default()].is_number());
+        }
+        let plain: serde_json::Value =
+            serde_json::from_str(&counts_line("job run", false, &counts, serde_json::json!({}), None, 0))
+                .unwrap_or_default();
+        assert!(plain.get("_aws").is_none() && plain["PurgedUsers"] == 12);
+    }
 
     #[test]
     fn the_request_line_is_an_emf_document_in_lambda() {

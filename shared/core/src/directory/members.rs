@@ -30,16 +30,6 @@ fn member_of_entry(item: &crate::store::Item) -> Member {
 }
 
 impl Directory {
-    /// Remove every membership of a resource: the groups it is in and, for
-    /// a group, its members. Idempotent.
-    pub(super) async fn remove_memberships(&self, t: &TenantId, kind: Kind, id: &str) -> Result<()> {
-        self.remove_from_all_groups(t, id).await?;
-        if kind == Kind::Group {
-            self.clear_members(t, id).await?;
-        }
-        Ok(())
-    }
-
     /// Check that every member exists in the tenant, as a user or a group,
     /// before anything is written.
     pub(super) async fn resolve_members(&self, t: &TenantId, group: &str, refs: &[MemberRef]) -> Result<Vec<Member>> {

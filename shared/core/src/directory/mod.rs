@@ -5,11 +5,14 @@
 //! - this module: the directory, its limits, and reading resources;
 //! - [`tenants`]: tenant records;
 //! - [`claims`]: the index entries a resource claims (uniqueness, lookups);
-//! - [`write`]: create, replace, patch, delete, reindex;
+//! - [`write`]: create, replace, patch, reindex;
+//! - [`lifecycle`]: delete, soft delete and restore, kept and unlinked
+//!   groups, purge and sweep;
 //! - [`members`]: group membership, both ways;
 //! - [`search`]: lookups, filters, index and cursor paging.
 
 mod claims;
+mod lifecycle;
 mod members;
 mod search;
 mod tenants;
@@ -28,6 +31,7 @@ use crate::store::{Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, Page, Query, Sor
 use crate::tenant::TenantId;
 
 pub use claims::MAX_WORK_EMAILS;
+pub use lifecycle::{Due, MAX_REMEMBERED_GROUPS, Purged, Retired, Retirement};
 
 /// Bounds on the work one request may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! Writing users and groups: create, replace, patch, delete and reindex.
+//! Writing users and groups: create, replace, patch and reindex (deletes
+//! are in [`super::lifecycle`]).
 //! Each write puts the resource, its index entries and its counter shard in
 //! one transaction; concurrent writers are serialised by version, retried
 //! with backoff, and only then answered 503.
@@ -10,6 +11,7 @@ use scim_protocol::{Object, PatchRequest, ScimError, apply_patch, etag};
 use serde_json::{Value, json};
 
 use super::claims::{self, Claim, claims, stored_claims, text};
+use super::lifecycle::Retirement;
 use super::{Directory, Reindexed, Stored, not_found, resources_query, too_busy};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
@@ -21,7 +23,7 @@ use crate::tenant::{Deactivation, Tenant, TenantId};
 /// getting there first (and the client did not ask for `If-Match`): the
 /// server serialises concurrent changes itself, with jittered backoff
 /// between tries (about a second in all), and only then answers 503.
-const UPDATE_ATTEMPTS: u32 = 16;
+pub(super) const UPDATE_ATTEMPTS: u32 = 16;
 
 impl Directory {
     /// The item of a resource, refused when it would exceed
@@ -244,13 +246,19 @@ impl Directory {
             }
             let deactivated =
                 before.get("active") != Some(&Value::Bool(false)) && after.get("active") == Some(&Value::Bool(false));
-            if kind == Kind::User && deactivated && tenant.settings.deactivation == Deactivation::RemoveFromGroups {
-                self.remove_from_all_groups(t, id).await?;
+            let stored = if !rewrite && member_changes.is_empty() { current } else { self.get(t, kind, id).await? };
+            if kind == Kind::User && deactivated {
+                match tenant.settings.deactivation {
+                    Deactivation::Disable => {}
+                    Deactivation::RemoveFromGroups => {
+                        self.remove_from_all_groups(t, id).await?;
+                    }
+                    // The answer is the user as written; from now on it is
+                    // not found, and its userName is free for a new user.
+                    Deactivation::SoftDelete => self.retire(tenant, kind, id, None, Retirement::Deactivated).await?,
+                }
             }
-            if !rewrite && member_changes.is_empty() {
-                return Ok(current);
-            }
-            return self.get(t, kind, id).await;
+            return Ok(stored);
         }
         Err(too_busy("update"))
     }
@@ -281,51 +289,5 @@ impl Directory {
             }
         }
         Ok(report)
-    }
-
-    /// Delete a resource and everything that refers to it.
-    pub async fn delete(&self, tenant: &Tenant, kind: Kind, id: &str, if_match: Option<&str>) -> Result<()> {
-        let t = &tenant.id;
-        let key = model::resource(t.as_str(), kind, id);
-        for attempt in 0..UPDATE_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(retry::backoff(attempt)).await;
-            }
-            let item = match self.read_for_write(&key, kind, id, if_match).await {
-                Err(not_found @ Error::NotFound(_)) => {
-                    // A delete that failed after removing the resource left
-                    // its memberships: the identity provider's retry ends
-                    // here. Unless the id is a resource of the other kind
-                    // (a user's id sent to /Groups): those are its own.
-                    if model::is_possible_id(id)
-                        && self.table.get(&model::resource(t.as_str(), kind.other(), id)).await?.is_none()
-                    {
-                        self.remove_memberships(t, kind, id).await?;
-                    }
-                    return Err(not_found);
-                }
-                read => read?,
-            };
-            let current = self.stored(kind, id, &item)?;
-            let mut writes = vec![Write::Delete { key: key.clone(), cond: Cond::VersionIs(item.version) }];
-            for c in stored_claims(kind, &current, &tenant.settings) {
-                writes.push(Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always });
-            }
-            writes.push(Write::Add { key: model::counter(t.as_str(), kind, model::shard_of(id)), delta: -1 });
-            match self.transact(writes).await {
-                Ok(()) => {}
-                Err(StoreError::ConditionFailed { index: Some(0) }) if if_match.is_none() => continue,
-                Err(StoreError::ConditionFailed { .. }) => {
-                    return Err(Error::PreconditionFailed("the resource changed; read it again".into()));
-                }
-                Err(e) => return Err(e.into()),
-            }
-            // Memberships go after the resource, so that a member add racing
-            // this delete either is seen here or sees the resource gone (see
-            // `write_members`).
-            self.remove_memberships(t, kind, id).await?;
-            return Ok(());
-        }
-        Err(too_busy("delete"))
     }
 }

@@ -307,7 +307,8 @@ fn numbers_compare_numerically() {
 }
 
 // The filters Entra and Okta send to match users and groups are answered
-// by key (DESIGN 3.1: "Filters on these must be exact, fast lookups").
+// by key: they come before every create, so they must be exact, fast
+// lookups at any tenant size.
 #[test]
 fn indexed_equalities_are_recognised() {
     let idx = |rt: &ResourceType, text: &str| parse(text).indexed_equality(rt).map(|e| (e.attr, e.value));

@@ -207,7 +207,7 @@ fn replace_of_a_complex_attribute_merges() {
 
 // Microsoft Entra ID's dialect (Microsoft's "Develop and plan provisioning
 // for a SCIM endpoint": update user, disable user, group rename, member
-// add / remove; DESIGN 3.1).
+// add / remove).
 #[test]
 fn entra_dialect() {
     let u = bjensen();
@@ -287,7 +287,7 @@ fn entra_dialect() {
     assert_eq!(out.members, changes(false, &[], &["f648f8d5"]));
 }
 
-// Okta's dialect (Okta SCIM 2.0 reference; DESIGN 3.2).
+// Okta's dialect (Okta SCIM 2.0 reference).
 #[test]
 fn okta_dialect() {
     let out = ok(user(), &bjensen(), ops(json!([{ "op": "replace", "value": { "active": false } }])));

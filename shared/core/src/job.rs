@@ -1,0 +1,156 @@
+//! The scheduled job: for every tenant, in turn, finish the membership
+//! cleanups that deletes left unfinished, then purge what is past
+//! retention. The Lambda function `job` runs it on an EventBridge schedule,
+//! and `lockstep serve` in-process.
+//!
+//! - Bounded: `stop` is asked before each tenant and each purge, and the run
+//!   ends when it says the time is up (the function stops well before its
+//!   Lambda timeout). A checkpoint names the tenant to start with next, so
+//!   the next run resumes there and every tenant gets its turn.
+//! - Idempotent: every step can run twice, or in two overlapping runs, with
+//!   the same result; each purged resource is counted by one run only.
+//! - No Scan: tenants come from the sparse tenant index, due resources from
+//!   the purge index, unfinished cleanups from their own partition.
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::model;
+use crate::store::{Cond, Item, Write};
+use crate::tenant::TenantId;
+
+/// How old an unfinished membership cleanup must be before the job takes
+/// it over: a younger one may belong to a delete that is still running.
+pub const SWEEP_GRACE_SECS: i64 = 15 * 60;
+
+/// What one tenant's turn does, in order. The Microsoft Graph pull joins
+/// here as a step of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Sweep,
+    Purge,
+}
+
+const STEPS: [Step; 2] = [Step::Sweep, Step::Purge];
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JobReport {
+    /// Tenants whose turn was finished.
+    pub tenants: u64,
+    pub purged_users: u64,
+    pub purged_groups: u64,
+    /// Membership cleanups finished for deletes that failed half-way.
+    pub swept: u64,
+    /// One line per tenant whose turn failed (the others went on).
+    pub failures: Vec<String>,
+    /// Whether every tenant had its turn before `stop` said to end.
+    pub complete: bool,
+}
+
+impl JobReport {
+    /// The run's metrics, by name (CloudWatch `Lockstep/<name>`).
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        [
+            ("JobFailures", self.failures.len() as u64),
+            ("PurgedUsers", self.purged_users),
+            ("PurgedGroups", self.purged_groups),
+            ("SweptDeletes", self.swept),
+        ]
+    }
+
+    /// The metrics of a run that could not start (the tenants could not be
+    /// listed): one failure.
+    pub fn failed_counts() -> [(&'static str, u64); 4] {
+        JobReport { failures: vec![String::new()], ..JobReport::default() }.counts()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    /// The tenant the next run starts with.
+    next: TenantId,
+}
+
+/// Run the job once over every tenant, starting where the last run that
+/// was cut short stopped. Fails only when the tenants cannot be listed;
+/// a tenant's failure is reported and the others go on.
+pub async fn run(dir: &Directory, stop: &(dyn Fn() -> bool + Sync)) -> Result<JobReport> {
+    let mut tenants = dir.tenants().await?;
+    tenants.sort();
+    if let Some(next) = read_checkpoint(dir).await? {
+        let start = tenants.iter().position(|t| *t >= next.next).unwrap_or(0);
+        tenants.rotate_left(start);
+    }
+    let mut report = JobReport::default();
+    for tenant in &tenants {
+        if stop() {
+            write_checkpoint(dir, Some(tenant)).await?;
+            return Ok(report);
+        }
+        match tenant_turn(dir, tenant, stop, &mut report).await {
+            Ok(true) => report.tenants += 1,
+            Ok(false) => {
+                write_checkpoint(dir, Some(tenant)).await?;
+                return Ok(report);
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant, error = %e, "scheduled job: tenant failed");
+                report.failures.push(format!("{tenant}: {e}"));
+            }
+        }
+    }
+    write_checkpoint(dir, None).await?;
+    report.complete = true;
+    Ok(report)
+}
+
+/// One tenant's steps; false when `stop` cut it short.
+async fn tenant_turn(
+    dir: &Directory,
+    tenant: &TenantId,
+    stop: &(dyn Fn() -> bool + Sync),
+    report: &mut JobReport,
+) -> Result<bool> {
+    for step in STEPS {
+        match step {
+            Step::Sweep => report.swept += dir.sweep(tenant, SWEEP_GRACE_SECS).await?,
+            Step::Purge => {
+                let purged = dir.purge(tenant, stop).await?;
+                report.purged_users += purged.users;
+                report.purged_groups += purged.groups;
+                if !purged.complete {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+async fn read_checkpoint(dir: &Directory) -> Result<Option<Checkpoint>> {
+    let key = model::job_checkpoint();
+    match dir.table().get(&key).await? {
+        Some(item) => serde_json::from_str(&item.data).map(Some).map_err(|e| Error::corrupt(&key, e)),
+        None => Ok(None),
+    }
+}
+
+/// Overlapping runs may both write it: the last one wins, and either way
+/// every tenant keeps getting its turn.
+async fn write_checkpoint(dir: &Directory, next: Option<&TenantId>) -> Result<()> {
+    let key = model::job_checkpoint();
+    let write = match next {
+        Some(next) => {
+            let data =
+                serde_json::to_string(&Checkpoint { next: next.clone() }).map_err(|e| Error::corrupt(&key, e))?;
+            Write::Put {
+                item: Item { pk: key.pk, sk: key.sk, version: 1, data, ..Item::default() },
+                cond: Cond::Always,
+            }
+        }
+        None => Write::Delete { key, cond: Cond::Always },
+    };
+    dir.table().write(write).await.map_err(Error::from)
+}

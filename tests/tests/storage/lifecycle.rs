@@ -1,0 +1,322 @@
+//! The lifecycle on both adapters, with a test clock: soft delete and
+//! restore, kept and unlinked groups, `soft_delete` deactivation, purge
+//! after retention, the sweep of half-failed deletes, and the scheduled
+//! job (concurrent runs, a run cut off by its time budget).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lockstep_core::clock::ManualClock;
+use lockstep_core::job;
+use lockstep_core::model;
+use lockstep_core::{Retirement, TenantId};
+
+use super::*;
+use crate::directory::Interfering;
+
+const DAY: i64 = 86_400;
+/// 2026-01-01T00:00:00Z.
+const START: i64 = 1_767_225_600;
+
+fn at_start() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(START))
+}
+
+fn directory_on(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Directory {
+    let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+    Directory::new(table, clock, key, Limits::default())
+}
+
+fn never() -> impl Fn() -> bool + Sync {
+    || false
+}
+
+async fn user_names(dir: &Directory, t: &Tenant) -> Vec<String> {
+    let page = dir.search(&t.id, Kind::User, None, &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
+    page.resources.iter().filter_map(|s| s.resource.get("userName")?.as_str().map(str::to_string)).collect()
+}
+
+/// Every item that could still hold something of user `id` (named
+/// `user_name`, once in `groups`): the live item, its userName entry, the
+/// retired item and its purge entry, a sweep marker, and memberships both
+/// ways. Read by key and by partition, as the data model lays them out.
+async fn traces_of_user(table: &Arc<dyn Table>, t: &TenantId, id: &str, user_name: &str, groups: &[&str]) -> usize {
+    let t = t.as_str();
+    let mut keys = vec![
+        model::resource(t, Kind::User, id),
+        model::index_entry(t, model::IndexAttr::UserName, user_name, true, id),
+        model::retired(t, Kind::User, id),
+        model::sweep(t, Kind::User, id),
+    ];
+    keys.extend(groups.iter().map(|g| model::member(t, g, id)));
+    let mut found = 0;
+    for key in &keys {
+        found += usize::from(table.get(key).await.unwrap_or_else(|e| panic!("{e}")).is_some());
+    }
+    let reverse = Query::table(model::member_of_pk(t, id), SortKey::All, 1000);
+    found += table.query(&reverse).await.unwrap_or_else(|e| panic!("{e}")).items.len();
+    let purge = Query { index: Index::Gsi1, pk: model::purge_pk(t), sk: SortKey::All, limit: 1000, start_after: None };
+    let entries = table.query(&purge).await.unwrap_or_else(|e| panic!("{e}")).items;
+    found + entries.iter().filter(|i| i.sk == id).count()
+}
+
+/// GIVEN a user in a group WHEN the directory deletes it THEN SCIM answers
+/// 404 for it, it is in no list, filter or group, and its userName creates
+/// a new user with a new id; the record says when, why and until when it
+/// is kept, and which groups it was in.
+pub(crate) async fn deleted_users_leave_scim_and_free_their_names(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&dir, "acme").await;
+    let u = new_user(&dir, &acme, "leaver@x.io").await;
+    let g = new_group(&dir, &acme, "Team", &[&u]).await;
+
+    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let gone = dir.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err();
+    assert_eq!(gone.map(|e| e.status), Some(404));
+    assert!(user_names(&dir, &acme).await.is_empty());
+    assert!(find(&dir, &acme, Kind::User, r#"userName eq "leaver@x.io""#).await.is_empty());
+    assert!(member_ids(&dir, &acme, &g.id).await.is_empty());
+    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(0));
+    let again = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    assert_eq!(again.map(|e| e.status), Some(404), "a repeated DELETE is 404");
+
+    let retired = dir.retired_one(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let retired = retired.unwrap_or_else(|| panic!("the deleted user is kept"));
+    assert_eq!(retired.why, Retirement::Deleted);
+    assert_eq!(retired.retired_at, "2026-01-01T00:00:00Z");
+    assert_eq!(retired.purge_after.as_deref(), Some("2026-04-01T00:00:00Z"), "90 days by default");
+    assert_eq!(retired.groups, vec![g.id.clone()]);
+    assert_eq!(retired.resource.get("userName"), Some(&json!("leaver@x.io")));
+
+    let anew = new_user(&dir, &acme, "leaver@x.io").await;
+    assert_ne!(anew.id, u.id);
+    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "leaver@x.io""#).await, vec![anew.id]);
+}
+
+/// GIVEN a deleted user WHEN an operator restores it THEN it is back with
+/// the same id, deactivated, in its group, found by userName; GIVEN a
+/// deleted user whose userName was taken meanwhile THEN the restore is
+/// refused, says so, and changes nothing.
+pub(crate) async fn restore_brings_a_user_back_or_says_why_not(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&dir, "acme").await;
+    let u = new_user(&dir, &acme, "back@x.io").await;
+    let g = new_group(&dir, &acme, "Team", &[&u]).await;
+    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    clock.advance(DAY);
+
+    let back = dir.restore_user(&acme, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.id, u.id);
+    assert_eq!(back.resource.get("active"), Some(&json!(false)));
+    assert!(back.version > u.version, "ETags never repeat");
+    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]));
+    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "back@x.io""#).await, vec![u.id.clone()]);
+    assert_eq!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok(), Some(None));
+    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(1));
+
+    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let taker = new_user(&dir, &acme, "BACK@x.io").await;
+    let refused = dir.restore_user(&acme, &u.id).await.map_err(scim).err();
+    let refused = refused.unwrap_or_else(|| panic!("a restore onto a taken userName is refused"));
+    assert_eq!((refused.status, refused.scim_type), (409, Some(ScimType::Uniqueness)));
+    assert!(refused.detail.contains("cannot be restored") && refused.detail.contains("userName"), "{}", refused.detail);
+    assert!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some(), "still kept");
+    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "back@x.io""#).await, vec![taker.id]);
+    let unknown = dir.restore_user(&acme, "no-such-id").await.map_err(scim).err();
+    assert_eq!(unknown.map(|e| e.status), Some(404));
+}
+
+/// GIVEN a user deleted in a tenant that keeps data 30 days, in 3 groups
+/// WHEN the job runs before and after the 30 days THEN nothing is purged
+/// before, and after not one of its items is left.
+pub(crate) async fn purge_after_retention_leaves_nothing(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let settings = TenantSettings { retention_days: 30, ..TenantSettings::default() };
+    let acme = tenant_with(&dir, "acme", settings).await;
+    let u = new_user(&dir, &acme, "purged@x.io").await;
+    let mut groups = Vec::new();
+    for name in ["One", "Two", "Three"] {
+        groups.push(new_group(&dir, &acme, name, &[&u]).await.id);
+    }
+    let group_ids: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let before = traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await;
+    assert_eq!(before, 1 + 1 + 3 + 3, "the user, its userName entry, 3 memberships both ways");
+
+    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let kept = traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await;
+    assert_eq!(kept, 2, "the kept record, and its entry in the purge index");
+
+    clock.advance(29 * DAY);
+    let early = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((early.purged_users, early.complete), (0, true));
+    assert!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some());
+
+    clock.advance(DAY + 1);
+    let due = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((due.purged_users, due.failures.len(), due.complete), (1, 0, true));
+    assert_eq!(traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await, 0);
+    let restore = dir.restore_user(&acme, &u.id).await.map_err(scim).err();
+    assert_eq!(restore.map(|e| e.status), Some(404), "purged for good");
+    let again = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.purged_users, 0, "idempotent");
+}
+
+/// GIVEN a tenant that keeps groups the directory deletes WHEN a group is
+/// deleted THEN SCIM answers 404, the group keeps its members, no user
+/// lists it, and a push of the same name creates a new group; it is purged
+/// after retention. GIVEN a group an operator unlinks THEN the same, but it
+/// is never purged, and the operator may delete it for good.
+pub(crate) async fn kept_and_unlinked_groups(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let settings = TenantSettings { keep_groups_deleted_by_directory: true, ..TenantSettings::default() };
+    let acme = tenant_with(&dir, "acme", settings).await;
+    let u = new_user(&dir, &acme, "member@x.io").await;
+    let kept = new_group(&dir, &acme, "Sales", &[&u]).await;
+    let unlinked = new_group(&dir, &acme, "Support", &[&u]).await;
+
+    dir.delete(&acme, Kind::Group, &kept.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    dir.unlink_group(&acme, &unlinked.id).await.unwrap_or_else(|e| panic!("{e}"));
+    for g in [&kept, &unlinked] {
+        let gone = dir.get(&acme.id, Kind::Group, &g.id).await.map_err(scim).err();
+        assert_eq!(gone.map(|e| e.status), Some(404));
+        assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "kept with its members");
+    }
+    assert!(dir.groups_of(&acme.id, &u.id).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    assert!(find(&dir, &acme, Kind::Group, &format!(r#"members[value eq "{}"]"#, u.id)).await.is_empty());
+    let fresh = new_group(&dir, &acme, "Sales", &[]).await;
+    assert_ne!(fresh.id, kept.id, "a later push creates a new group, never re-links");
+
+    let why = |g: &Stored| {
+        let dir = &dir;
+        let id = g.id.clone();
+        let tenant = acme.id.clone();
+        async move { dir.retired_one(&tenant, Kind::Group, &id).await.ok().flatten().map(|r| (r.why, r.purge_after)) }
+    };
+    assert_eq!(why(&kept).await, Some((Retirement::Deleted, Some("2026-04-01T00:00:00Z".into()))));
+    assert_eq!(why(&unlinked).await, Some((Retirement::Unlinked, None)));
+
+    clock.advance(1000 * DAY);
+    let run = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((run.purged_groups, run.purged_users, run.failures.len()), (1, 0, 0), "{run:?}");
+    assert_eq!(why(&kept).await, None, "the kept group is purged after retention");
+    assert!(member_ids(&dir, &acme, &kept.id).await.is_empty());
+    assert_eq!(why(&unlinked).await.map(|w| w.0), Some(Retirement::Unlinked), "an unlinked group stays");
+
+    dir.delete_retired_group(&acme.id, &unlinked.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(why(&unlinked).await, None);
+    assert!(member_ids(&dir, &acme, &unlinked.id).await.is_empty());
+    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]), "no membership left either way");
+
+    // Without the setting, a deleted group is gone with its memberships.
+    let plain = tenant(&dir, "plain").await;
+    let v = new_user(&dir, &plain, "v@x.io").await;
+    let g = new_group(&dir, &plain, "Gone", &[&v]).await;
+    dir.delete(&plain, Kind::Group, &g.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dir.retired_one(&plain.id, Kind::Group, &g.id).await.ok(), Some(None));
+    assert!(member_ids(&dir, &plain, &g.id).await.is_empty());
+}
+
+/// GIVEN a tenant whose deactivation soft-deletes WHEN the directory sets
+/// `active` to false THEN the answer is the user as written, and from then
+/// on it is not found and its userName is free.
+pub(crate) async fn soft_delete_deactivation(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let settings = TenantSettings { deactivation: Deactivation::SoftDelete, ..TenantSettings::default() };
+    let acme = tenant_with(&dir, "acme", settings).await;
+    let u = new_user(&dir, &acme, "quits@x.io").await;
+    let off = patch(json!({ "Operations": [{ "op": "replace", "value": { "active": false } }] }));
+    let answer = dir.patch(&acme, Kind::User, &u.id, &off, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.resource.get("active"), Some(&json!(false)));
+    let gone = dir.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err();
+    assert_eq!(gone.map(|e| e.status), Some(404));
+    let retired = dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten();
+    assert_eq!(retired.map(|r| r.why), Some(Retirement::Deactivated));
+    let comes_back = new_user(&dir, &acme, "quits@x.io").await;
+    assert_ne!(comes_back.id, u.id, "created anew on reactivation");
+}
+
+/// GIVEN a user delete that stops after removing the user, never retried
+/// WHEN the job runs THEN it leaves the cleanup alone while it may still be
+/// running, and finishes it once it is older than the grace period.
+pub(crate) async fn the_job_sweeps_a_half_failed_delete(t: TestTable) {
+    let clock = at_start();
+    let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
+    let dir = directory_on(table.clone(), clock.clone());
+    let acme = tenant(&dir, "acme").await;
+    let u = new_user(&dir, &acme, "half@x.io").await;
+    let g = new_group(&dir, &acme, "Half", &[&u]).await;
+    Interfering::set(&table.fail_query_of, (model::member_of_pk("acme", &u.id), 1));
+    let failed = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    assert_eq!(failed.map(|e| e.status), Some(500));
+    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind");
+
+    let soon = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(soon.swept, 0, "a cleanup younger than the grace period may still be running");
+    clock.advance(job::SWEEP_GRACE_SECS + 1);
+    let later = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(later.swept, 1);
+    assert!(member_ids(&dir, &acme, &g.id).await.is_empty());
+    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
+    assert_eq!(t.table.get(&model::sweep("acme", Kind::User, &u.id)).await.ok(), Some(None));
+}
+
+async fn delete_users(dir: &Directory, t: &Tenant, n: usize) {
+    for i in 0..n {
+        let u = new_user(dir, t, &format!("u{i}@{}.io", t.id)).await;
+        dir.delete(t, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// GIVEN 30 users due for purge WHEN two job runs overlap THEN each user
+/// is purged once, by one run, and nothing is left.
+pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
+    let clock = at_start();
+    let dir = Arc::new(directory_on(Arc::clone(&t.table), clock.clone()));
+    let acme = tenant(&dir, "acme").await;
+    delete_users(&dir, &acme, 30).await;
+    clock.advance(91 * DAY);
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let dir = Arc::clone(&dir);
+            tokio::spawn(async move { job::run(&dir, &|| false).await })
+        })
+        .collect();
+    let mut purged = 0;
+    for run in runs {
+        let report = run.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        purged += report.purged_users;
+    }
+    assert_eq!(purged, 30);
+    assert!(dir.retired(&acme.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+}
+
+/// GIVEN two tenants with 10 users each due for purge WHEN a run's time
+/// budget ends after a few purges THEN it stops, incomplete, and the next
+/// run resumes from its checkpoint and finishes: 20 purged in all.
+pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&dir, "acme").await;
+    let zinc = tenant(&dir, "zinc").await;
+    delete_users(&dir, &acme, 10).await;
+    delete_users(&dir, &zinc, 10).await;
+    clock.advance(91 * DAY);
+
+    let asked = AtomicUsize::new(0);
+    let budget_of_five = || asked.fetch_add(1, Ordering::SeqCst) >= 6;
+    let first = job::run(&dir, &budget_of_five).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!first.complete);
+    assert!(first.purged_users > 0 && first.purged_users < 20, "{first:?}");
+    let second = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(second.complete);
+    assert_eq!(first.purged_users + second.purged_users, 20);
+    for t in [&acme, &zinc] {
+        assert!(dir.retired(&t.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    }
+}
