@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use lockstep_aws::Deployment;
+use lockstep_aws::{Deployment, SecretsManagerSecrets};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::{Directory, Limits, job};
+use lockstep_graph::{Endpoints, GraphPull};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::{Value, json};
 
@@ -46,8 +47,10 @@ fn now_ms() -> u64 {
 }
 
 /// The scheduled job's function: each invocation (an EventBridge scheduled
-/// event, whose content does not matter) runs the job until shortly before
-/// the invocation's deadline, then reports what it did as EMF metrics.
+/// event, whose content does not matter) runs the job (sweep, purge, and
+/// the Microsoft Graph pull of every tenant connected to it) until shortly
+/// before the invocation's deadline, then reports what it did as EMF
+/// metrics.
 pub async fn run_job() -> Result<(), lambda_runtime::Error> {
     logging::init();
     let deployment = Deployment::for_job().inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
@@ -55,13 +58,19 @@ pub async fn run_job() -> Result<(), lambda_runtime::Error> {
     // The job issues no list cursors: a key of its own is never used.
     let cursor_key = CursorKey::random().inspect_err(|e| tracing::error!(error = %e, "start-up"))?;
     let directory = Directory::new(clients.table, Arc::new(SystemClock), cursor_key, Limits::default());
+    let graph = GraphPull {
+        secrets: Arc::new(SecretsManagerSecrets::new(clients.secrets, &deployment.graph_secret_prefix)),
+        endpoints: Endpoints::with_overrides(deployment.graph_login_url.clone(), deployment.graph_api_url.clone()),
+    };
     let metrics = logging::Metrics { namespace: METRICS_NAMESPACE.to_string(), stage: deployment.stage };
-    let (directory, metrics) = (&directory, &metrics);
+    let (directory, metrics, graph) = (&directory, &metrics, &graph);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms()));
         let stop_at = Instant::now() + left.saturating_sub(JOB_STOP_MARGIN.min(left / 4));
-        let run = job::run(directory, &|| Instant::now() >= stop_at).await;
-        logging::write_line(&logging::job_line(&run, Some(metrics), now_ms() as i64));
+        let run = job::run(directory, &[graph], &|| Instant::now() >= stop_at).await;
+        for line in logging::job_lines(&run, Some(metrics), now_ms() as i64) {
+            logging::write_line(&line);
+        }
         run.map(|r| json!(r)).map_err(lambda_runtime::Error::from)
     }))
     .await

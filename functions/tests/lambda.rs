@@ -260,12 +260,20 @@ async fn function_binaries_serve_scim_under_the_runtime_api() {
     assert!(requests.iter().any(|v| v["status"] == 401 && v["route"] == "/Users/{id}"), "{all}");
 }
 
-/// GIVEN a tenant that keeps deleted users 0 days, with 3 deleted users
-/// WHEN EventBridge's schedule invokes the job function THEN it purges them
-/// and reports what it did as EMF metrics (JobFailures among them).
+/// GIVEN a tenant that keeps deleted users 0 days, with 3 deleted users,
+/// and a tenant connected to Microsoft Graph (its client secret in Secrets
+/// Manager, a fake Graph with 2 users) WHEN EventBridge's schedule invokes
+/// the job function THEN it purges the first tenant's users, pulls the
+/// second's, and reports both as EMF metrics (JobFailures among them).
 #[tokio::test(flavor = "multi_thread")]
-async fn the_job_function_purges_on_schedule_and_reports_metrics() {
-    let env = lockstep_tests::emulated_stack().await;
+async fn the_job_function_purges_and_pulls_on_schedule() {
+    use lockstep_core::Kind;
+    use lockstep_core::secrets::SecretStore;
+    use lockstep_graph::mapping::{Mapping, SourceField, UserNameSource};
+    use lockstep_graph::state::{self, Connection};
+    use lockstep_tests::graph::{FakeGraph, graph_user};
+
+    let mut env = lockstep_tests::emulated_stack().await;
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
     let key = CursorKey::new(vec![1u8; 32]).unwrap_or_else(|e| panic!("{e}"));
@@ -278,10 +286,41 @@ async fn the_job_function_purges_on_schedule_and_reports_metrics() {
             &json!({ "userName": format!("gone{i}@acme.example") }),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let user =
-            directory.create(&acme, lockstep_core::Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
-        directory.delete(&acme, lockstep_core::Kind::User, &user.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+        let user = directory.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        directory.delete(&acme, Kind::User, &user.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     }
+
+    let secret = "fn~client-secret-value";
+    let fake = FakeGraph::start("dir", "client", secret).await;
+    fake.put_user(graph_user("g1", "Kari", "Nordmann", "kari@zinc.example", "Oslo", "Nurse"));
+    fake.put_user(graph_user("g2", "Ola", "Hansen", "ola@zinc.example", "Oslo", "Manager"));
+    let zinc = directory.create_tenant(&tenant("zinc"), "Zinc", TenantSettings::default()).await;
+    let zinc = zinc.unwrap_or_else(|e| panic!("{e}"));
+    let prefix = format!("lockstep/{}/graph/", uuid::Uuid::new_v4().simple());
+    let secrets = lockstep_aws::SecretsManagerSecrets::new(lockstep_tests::secrets_client(), &prefix);
+    secrets.put(&zinc.id, lockstep_graph::state::SECRET_NAME, secret).await.unwrap_or_else(|e| panic!("{e}"));
+    let mapping = Mapping {
+        user_name_from: UserNameSource::UserPrincipalName,
+        unit_field: SourceField::Department,
+        user_types_field: SourceField::JobTitle,
+        units: vec!["Oslo".into()],
+        user_types: vec!["Nurse".into(), "Manager".into()],
+    };
+    let connection = Connection {
+        name: "Zinc".into(),
+        directory_id: "dir".into(),
+        client_id: "client".into(),
+        secret_expires: "2027-01-31".into(),
+        enabled: true,
+        mapping,
+        max_delete_percent: 20,
+    };
+    state::save_connection(&directory, &zinc.id, &connection).await.unwrap_or_else(|e| panic!("{e}"));
+    env.extend([
+        ("GRAPH_SECRET_PREFIX".to_string(), prefix),
+        ("GRAPH_LOGIN_URL".to_string(), fake.url.clone()),
+        ("GRAPH_API_URL".to_string(), fake.url.clone()),
+    ]);
     // Due at the second they were deleted: let that second pass.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -291,16 +330,21 @@ async fn the_job_function_purges_on_schedule_and_reports_metrics() {
         panic!("the job failed: {outcome:?}\n{}", job.log_text())
     };
     assert_eq!((report["purged_users"].clone(), report["complete"].clone()), (json!(3), json!(true)), "{report}");
-    let left = directory.retired(&acme.id, lockstep_core::Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["failures"], json!([]), "{report}");
+    let left = directory.retired(&acme.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(left.is_empty(), "{left:?}");
+    assert_eq!(directory.count(&zinc.id, Kind::User).await.ok(), Some(2), "the Graph users were pulled");
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let run = job
+    let lines: Vec<Value> = job
         .logs
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let run = lines
+        .iter()
         .find(|v| v["message"] == "job run")
         .unwrap_or_else(|| panic!("no job line in:\n{}", job.log_text()));
     assert_eq!((run["PurgedUsers"].clone(), run["JobFailures"].clone()), (json!(3), json!(0)), "{run}");
@@ -308,6 +352,13 @@ async fn the_job_function_purges_on_schedule_and_reports_metrics() {
     assert_eq!((emf["Namespace"].as_str(), run["Stage"].as_str()), (Some("Lockstep"), Some("sandbox")));
     let names: Vec<&str> = emf["Metrics"].as_array().into_iter().flatten().filter_map(|m| m["Name"].as_str()).collect();
     assert!(names.contains(&"JobFailures") && names.contains(&"PurgedUsers"), "{names:?}");
+    let pull = lines
+        .iter()
+        .find(|v| v["message"] == "graph pull" && v["Tenant"] == "zinc")
+        .unwrap_or_else(|| panic!("no pull line:\n{}", job.log_text()));
+    assert_eq!((pull["GraphCreated"].clone(), pull["GraphFailed"].clone()), (json!(2), json!(0)), "{pull}");
+    assert_eq!(pull["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stage", "Tenant"]]));
+    assert!(!job.log_text().contains(secret), "the secret was logged");
 }
 
 #[tokio::test(flavor = "multi_thread")]

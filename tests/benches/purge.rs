@@ -85,7 +85,7 @@ async fn main() {
     // Past retention, one job run purges them.
     clock.advance(91 * 86_400);
     let started = Instant::now();
-    let report = job::run(&dir, &|| false).await.expect("job run");
+    let report = job::run(&dir, &[], &|| false).await.expect("job run");
     let purge_took = started.elapsed();
     let purge_calls = counting.take();
     assert_eq!(report.purged_users as usize, users, "{report:?}");

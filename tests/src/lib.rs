@@ -9,6 +9,7 @@
 //! a free loopback port. If it cannot be installed or started, the tests
 //! fail with the reason; they never skip.
 
+pub mod graph;
 pub mod lambda;
 
 use std::io::Read;

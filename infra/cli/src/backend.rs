@@ -5,12 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use lockstep_aws::Deployment;
+use lockstep_aws::{Deployment, SecretsManagerSecrets};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
+use lockstep_core::secrets::SecretStore;
 use lockstep_core::tokens::TokenStore;
 use lockstep_core::{Directory, Limits, Tenant, TenantId, TenantSettings};
-use lockstep_embedded::{EmbeddedTable, FileTokens};
+use lockstep_embedded::{EmbeddedTable, FileSecrets, FileTokens};
+use lockstep_graph::Endpoints;
 
 use crate::BackendKind;
 
@@ -24,6 +26,16 @@ pub struct Backend {
     pub public_url: Option<String>,
     /// Where the local store lives, for messages.
     pub location: String,
+    /// Integration secrets (the Microsoft Graph client secret).
+    pub secrets: Arc<dyn SecretStore>,
+    /// The identity platform and Graph (`GRAPH_LOGIN_URL`, `GRAPH_API_URL`
+    /// override Microsoft's).
+    pub graph: Endpoints,
+}
+
+fn graph_endpoints() -> Endpoints {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+    Endpoints::with_overrides(var("GRAPH_LOGIN_URL"), var("GRAPH_API_URL"))
 }
 
 fn random_key() -> anyhow::Result<Vec<u8>> {
@@ -103,6 +115,8 @@ impl Backend {
             cursor_key,
             public_url,
             location: data_dir.display().to_string(),
+            secrets: Arc::new(FileSecrets::new(data_dir.join("secrets"))),
+            graph: graph_endpoints(),
         })
     }
 
@@ -119,8 +133,10 @@ impl Backend {
             tokens: clients.tokens,
             embedded: None,
             cursor_key,
-            public_url: public_url.or(deployment.public_url),
+            public_url: public_url.or(deployment.public_url.clone()),
             location: format!("table {}", deployment.table_name),
+            secrets: Arc::new(SecretsManagerSecrets::new(clients.secrets, &deployment.graph_secret_prefix)),
+            graph: graph_endpoints(),
         })
     }
 

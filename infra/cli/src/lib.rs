@@ -12,6 +12,7 @@
 
 mod admin;
 mod backend;
+mod graph;
 mod lifecycle;
 pub mod seed;
 mod serve;
@@ -88,9 +89,78 @@ pub enum Command {
     /// Show (`--dry-run`) or purge (`--now`) what is past retention in a
     /// tenant, without waiting for the scheduled job.
     Purge(PurgeArgs),
-    /// The scheduled job (sweep and purge over every tenant).
+    /// The scheduled job (sweep, purge, Microsoft Graph pull, over every
+    /// tenant).
     #[command(subcommand)]
     Job(JobCommand),
+    /// A tenant's Microsoft Graph connection (users pulled from Microsoft
+    /// Entra ID): connect, show, enable, disable, sync, status.
+    #[command(subcommand)]
+    Graph(GraphCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GraphCommand {
+    /// Connect a tenant to its Microsoft Entra directory. The client
+    /// secret's Value is read from standard input and never shown again.
+    Connect(ConnectArgs),
+    /// The connection (never the secret).
+    Show { tenant: String },
+    /// Let the scheduled job pull the tenant's users.
+    Enable { tenant: String },
+    /// Stop pulling (users already pulled stay as they are).
+    Disable { tenant: String },
+    /// Pull now: the changes since the last run, or with `--full` every
+    /// user (then users no longer in the directory are soft-deleted).
+    Sync {
+        tenant: String,
+        #[arg(long)]
+        full: bool,
+        /// Confirm a full round whose deletions the guard held.
+        #[arg(long)]
+        allow_deletions: bool,
+    },
+    /// The last run, its counts and error, the next run, and the secret's
+    /// expiry.
+    Status { tenant: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    pub tenant: String,
+    /// What to call the connection.
+    #[arg(long, default_value = "Microsoft Entra ID")]
+    pub name: String,
+    /// The Directory (tenant) id, from the app registration's Overview.
+    #[arg(long)]
+    pub directory_id: String,
+    /// The Application (client) id, from the app registration's Overview.
+    #[arg(long)]
+    pub client_id: String,
+    /// When the client secret expires, as Azure shows it (YYYY-MM-DD).
+    #[arg(long)]
+    pub secret_expires: String,
+    /// The Azure field the unit comes from (jobTitle, companyName,
+    /// department, streetAddress, state, country, officeLocation, city,
+    /// postalCode).
+    #[arg(long)]
+    pub unit_field: String,
+    /// The Azure field the user types come from (another one).
+    #[arg(long)]
+    pub user_types_field: String,
+    /// A unit the product knows; repeat for each.
+    #[arg(long = "unit", value_name = "UNIT")]
+    pub units: Vec<String>,
+    /// A user type the product knows; repeat for each.
+    #[arg(long = "user-type", value_name = "TYPE")]
+    pub user_types: Vec<String>,
+    /// userName from the mail instead of the user principal name.
+    #[arg(long)]
+    pub user_name_from_mail: bool,
+    /// A round that would soft-delete more than this share of the
+    /// tenant's users from Graph deletes nothing and holds for review.
+    #[arg(long, default_value_t = lockstep_graph::state::DEFAULT_MAX_DELETE_PERCENT)]
+    pub max_delete_percent: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,6 +366,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Group(c) => lifecycle::group(&backend, c).await,
         Command::Purge(args) => lifecycle::purge(&backend, args).await,
         Command::Job(JobCommand::Run) => lifecycle::job_run(&backend).await,
+        Command::Graph(c) => graph::graph(&backend, c).await,
     }
 }
 

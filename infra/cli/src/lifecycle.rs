@@ -177,7 +177,8 @@ pub async fn purge(backend: &Backend, args: PurgeArgs) -> anyhow::Result<Report>
 }
 
 pub async fn job_run(backend: &Backend) -> anyhow::Result<Report> {
-    let report = job::run(&backend.directory, &|| false).await.map_err(|e| anyhow!("{e}"))?;
+    let graph = lockstep_graph::GraphPull { secrets: backend.secrets.clone(), endpoints: backend.graph.clone() };
+    let report = job::run(&backend.directory, &[&graph], &|| false).await.map_err(|e| anyhow!("{e}"))?;
     let mut text = format!(
         "Job run over {} tenants: purged {} users and {} groups, finished {} half-done deletes.",
         report.tenants, report.purged_users, report.purged_groups, report.swept

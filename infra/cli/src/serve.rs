@@ -9,6 +9,7 @@ use anyhow::{Context, anyhow};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::tokens::{self};
 use lockstep_core::{Tenant, job};
+use lockstep_graph::GraphPull;
 use lockstep_http::server::{self, ServerLimits};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::json;
@@ -47,15 +48,17 @@ async fn shutdown_signal() {
 /// The scheduled job, in-process: first at start, then every `every`. A
 /// run stops within `every` (at most 15 minutes, as in Lambda), and the
 /// next resumes from its checkpoint.
-async fn run_job_every(app: Arc<App>, every: Duration) {
+async fn run_job_every(app: Arc<App>, graph: GraphPull, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let stop_at = Instant::now() + every.min(Duration::from_secs(15 * 60));
-        let run = job::run(&app.directory, &|| Instant::now() >= stop_at).await;
+        let run = job::run(&app.directory, &[&graph], &|| Instant::now() >= stop_at).await;
         let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-        logging::write_line(&logging::job_line(&run, None, now_ms));
+        for line in logging::job_lines(&run, None, now_ms) {
+            logging::write_line(&line);
+        }
     }
 }
 
@@ -123,6 +126,7 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
     stdout.flush()?;
 
     logging::init();
+    let graph = GraphPull { secrets: Arc::clone(&backend.secrets), endpoints: backend.graph.clone() };
     let mut app = App::new(backend.directory, backend.tokens, Arc::new(SystemClock), backend.public_url);
     app.trusted_proxies = trusted_proxies;
     let limits = ServerLimits {
@@ -132,7 +136,7 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
     };
     let app = Arc::new(app);
     if let Some(every) = args.job_interval.0 {
-        tokio::spawn(run_job_every(Arc::clone(&app), every));
+        tokio::spawn(run_job_every(Arc::clone(&app), graph, every));
     }
     server::serve(listener, router(app, Routes::All), limits, shutdown_signal()).await.context("serving")?;
     Ok(Report { text: "Stopped.".into(), json: json!({ "stopped": true }) })

@@ -72,6 +72,11 @@ impl Reply {
 }
 
 fn serve(data_dir: &Path, extra: &[&str]) -> Runner {
+    serve_with_env(data_dir, extra, &[])
+}
+
+/// `lockstep serve` with these environment variables set.
+fn serve_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Runner {
     let mut child = Command::new(LOCKSTEP)
         .arg("--json")
         .arg("--data-dir")
@@ -79,6 +84,7 @@ fn serve(data_dir: &Path, extra: &[&str]) -> Runner {
         .args(["serve", "--port", "0"])
         .args(extra)
         .env_remove("PUBLIC_URL")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1102,6 +1108,137 @@ fn lifecycle_commands_and_the_in_process_job() {
         (run["tenants"].clone(), run["complete"].clone(), run["failures"].clone()),
         (json!(1), json!(true), json!([]))
     );
+}
+
+/// A `lockstep` command with environment variables and standard input:
+/// (exit success, stdout, stderr).
+fn lockstep_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(LOCKSTEP)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("LOCKSTEP_BACKEND")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running lockstep: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The operator's Microsoft Graph commands against a fake identity
+/// platform and Graph: connect (the secret on stdin), a full sync, status
+/// with the secret's expiry warning, the pull inside `serve`'s job; the
+/// secret is in no output and no log line.
+#[test]
+fn graph_commands_and_the_pull_never_show_the_secret() {
+    const SECRET: &str = "Xy7~cli-secret-value-never-printed";
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let fake = runtime.block_on(lockstep_tests::graph::FakeGraph::start("dir-id", "client-id", SECRET));
+    for (i, unit) in ["Oslo", "Aarhus", "Oslo"].iter().enumerate() {
+        fake.put_user(lockstep_tests::graph::graph_user(
+            &format!("g{i}"),
+            "Kari",
+            "Nordmann",
+            &format!("kari{i}@contoso.com"),
+            unit,
+            "Nurse",
+        ));
+    }
+    let env = [("GRAPH_LOGIN_URL", fake.url.as_str()), ("GRAPH_API_URL", fake.url.as_str())];
+    let dir = data_dir();
+    lockstep_json(dir.path(), &["tenant", "create", "acme"]);
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(12)).date().to_string();
+    let connect = |extra: &[&str], secret: &str| {
+        let mut args = vec![
+            "graph",
+            "connect",
+            "acme",
+            "--directory-id",
+            "dir-id",
+            "--client-id",
+            "client-id",
+            "--secret-expires",
+            &soon,
+            "--unit",
+            "Oslo",
+            "--unit",
+            "Aarhus",
+            "--user-type",
+            "Nurse",
+        ];
+        args.extend_from_slice(extra);
+        lockstep_with(dir.path(), &args, &env, secret)
+    };
+    let (ok, _, err) = connect(&["--unit-field", "department", "--user-types-field", "Department"], SECRET);
+    assert!(!ok && err.contains("cannot both come from"), "{err}");
+    let (ok, _, err) = connect(&["--unit-field", "department", "--user-types-field", "jobTitle"], "");
+    assert!(!ok && err.contains("standard input"), "{err}");
+    let (ok, out, err) = connect(&["--unit-field", "department", "--user-types-field", "jobTitle"], SECRET);
+    assert!(ok, "{err}");
+    let mut printed = vec![out, err];
+
+    let (ok, out, err) = lockstep_with(dir.path(), &["--json", "graph", "sync", "acme", "--full"], &env, "");
+    assert!(ok, "{err}");
+    let run: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!((run["result"].as_str(), run["counts"]["created"].as_u64()), (Some("ok"), Some(3)), "{run}");
+    printed.extend([out, err]);
+    let (ok, out, err) = lockstep_with(dir.path(), &["graph", "status", "acme"], &env, "");
+    assert!(ok && out.contains("Last run: ok") && out.contains("WARNING: the client secret expires in"), "{out}{err}");
+    printed.extend([out, err]);
+    for args in
+        [&["graph", "show", "acme"][..], &["--json", "graph", "show", "acme"], &["--json", "graph", "status", "acme"]]
+    {
+        let (ok, out, err) = lockstep_with(dir.path(), args, &env, "");
+        assert!(ok, "{args:?}: {err}");
+        printed.extend([out, err]);
+    }
+    let users = lockstep_json(dir.path(), &["users", "list", "acme"]);
+    assert_eq!(users["resources"].as_array().map(Vec::len), Some(3), "{users}");
+
+    // The pull inside serve's scheduled job: a new Graph user arrives.
+    fake.put_user(lockstep_tests::graph::graph_user("g9", "Ola", "Hansen", "ola@contoso.com", "Oslo", "Nurse"));
+    {
+        let runner = serve_with_env(dir.path(), &["--tenant", "acme", "--new-token", "--job-interval", "1s"], &env);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let pulled = runner.logs.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|l| {
+                serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"] == "graph pull" && v["GraphCreated"] == 1)
+            });
+            if pulled {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no pull in serve's job: {:?}", runner.logs);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let found = runner.call("GET", "/Users?filter=userName%20eq%20%22ola%40contoso.com%22", None);
+        assert_eq!(found.body["totalResults"], 1, "{:?}", found.body);
+        let ola = &found.body["Resources"][0];
+        let placement = &ola["urn:lockstep:params:scim:schemas:extension:directory:2.0:User"];
+        assert_eq!(
+            (placement["unit"].as_str(), placement["userTypes"].clone()),
+            (Some("Oslo"), json!(["Nurse"])),
+            "{ola}"
+        );
+        assert_eq!((ola["externalId"].as_str(), ola["name"]["familyName"].as_str()), (Some("g9"), Some("Hansen")));
+        printed.extend(runner.logs.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
+    }
+    let (ok, _, err) = lockstep_with(dir.path(), &["graph", "disable", "acme"], &env, "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = lockstep_with(dir.path(), &["graph", "sync", "acme"], &env, "");
+    assert!(!ok && err.contains("disabled"), "{err}");
+    for text in &printed {
+        assert!(!text.contains(SECRET), "the secret was printed: {text}");
+    }
 }
 
 /// The origin (`http://127.0.0.1:port`) of a URL.

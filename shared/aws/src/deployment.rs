@@ -22,6 +22,13 @@ pub struct Deployment {
     pub cursor_key_secret: Option<String>,
     /// `PUBLIC_URL`: the URL clients use, when a custom domain fronts the API.
     pub public_url: Option<String>,
+    /// `GRAPH_SECRET_PREFIX`: Microsoft Graph client secrets are
+    /// `<prefix><tenant>/graph-client-secret`.
+    pub graph_secret_prefix: String,
+    /// `GRAPH_LOGIN_URL`, `GRAPH_API_URL`: the identity platform and Graph,
+    /// when not Microsoft's (a test's fake).
+    pub graph_login_url: Option<String>,
+    pub graph_api_url: Option<String>,
     /// `STAGE`: the stack's stage (`production`, `sandbox`), a dimension of
     /// every metric.
     pub stage: String,
@@ -60,6 +67,11 @@ impl Deployment {
             token_secret_prefix: setting("TOKEN_SECRET_PREFIX").unwrap_or_default(),
             cursor_key_secret: setting("CURSOR_KEY_SECRET"),
             public_url: setting("PUBLIC_URL"),
+            graph_secret_prefix: setting("GRAPH_SECRET_PREFIX").unwrap_or_else(|| {
+                format!("lockstep/{}/graph/", setting("STAGE").unwrap_or_else(|| "default".to_string()))
+            }),
+            graph_login_url: setting("GRAPH_LOGIN_URL"),
+            graph_api_url: setting("GRAPH_API_URL"),
             stage: setting("STAGE").unwrap_or_else(|| "default".to_string()),
         }
     }
@@ -70,7 +82,8 @@ impl Deployment {
         Ok(Self::read())
     }
 
-    /// The scheduled job's configuration: the table only.
+    /// The scheduled job's configuration: the table (and where Graph
+    /// secrets are, which has a default).
     pub fn for_job() -> Result<Self, String> {
         require(&["TABLE_NAME"])?;
         Ok(Self::read())

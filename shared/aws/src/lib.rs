@@ -9,4 +9,4 @@ pub mod secrets;
 
 pub use deployment::{Clients, Connected, Deployment};
 pub use dynamo::DynamoTable;
-pub use secrets::SecretsManagerTokens;
+pub use secrets::{SecretsManagerSecrets, SecretsManagerTokens};

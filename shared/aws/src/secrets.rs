@@ -123,3 +123,46 @@ impl TokenStore for SecretsManagerTokens {
         }
     }
 }
+
+/// Integration secrets in Secrets Manager: `<prefix><tenant>/<name>`. IAM
+/// limits the job function to reading the prefix, the operator CLI to
+/// writing it.
+#[derive(Clone, Debug)]
+pub struct SecretsManagerSecrets {
+    client: Client,
+    prefix: String,
+}
+
+impl SecretsManagerSecrets {
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+        Self { client, prefix: prefix.into() }
+    }
+
+    fn secret_id(&self, tenant: &TenantId, name: &str) -> String {
+        format!("{}{tenant}/{name}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl lockstep_core::secrets::SecretStore for SecretsManagerSecrets {
+    async fn get(&self, tenant: &TenantId, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(SecretsManagerTokens::read_string(&self.client, &self.secret_id(tenant, name)).await?.map(|(s, _)| s))
+    }
+
+    async fn put(&self, tenant: &TenantId, name: &str, value: &str) -> Result<(), StoreError> {
+        let id = self.secret_id(tenant, name);
+        match self.client.put_secret_value().secret_id(&id).secret_string(value).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => self
+                .client
+                .create_secret()
+                .name(&id)
+                .secret_string(value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e)),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}

@@ -12,6 +12,7 @@
 //! - No Scan: tenants come from the sparse tenant index, due resources from
 //!   the purge index, unfinished cleanups from their own partition.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::Directory;
@@ -24,8 +25,8 @@ use crate::tenant::TenantId;
 /// it over: a younger one may belong to a delete that is still running.
 pub const SWEEP_GRACE_SECS: i64 = 15 * 60;
 
-/// What one tenant's turn does, in order. The Microsoft Graph pull joins
-/// here as a step of its own.
+/// What one tenant's turn does, in order: the job's own steps, then the
+/// steps the running process adds (the Microsoft Graph pull).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Sweep,
@@ -33,6 +34,43 @@ enum Step {
 }
 
 const STEPS: [Step; 2] = [Step::Sweep, Step::Purge];
+
+/// A step of every tenant's turn that lives outside the domain crate (the
+/// Microsoft Graph pull, which needs an HTTP client).
+#[async_trait]
+pub trait TenantStep: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Run for one tenant until done or until `stop` says the time is up.
+    async fn run(&self, dir: &Directory, tenant: &TenantId, stop: &(dyn Fn() -> bool + Sync)) -> Result<StepReport>;
+}
+
+/// What a step did for a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    /// False when `stop` cut it short: the tenant's turn resumes next run.
+    pub complete: bool,
+    /// Why it failed (in plain words), if it did.
+    pub failure: Option<String>,
+    /// The step's metrics for this tenant (CloudWatch `Lockstep/<name>`,
+    /// by stage and tenant).
+    pub metrics: Vec<(&'static str, u64)>,
+}
+
+impl StepReport {
+    /// A step with nothing to do for the tenant.
+    pub fn nothing() -> Self {
+        Self { complete: true, failure: None, metrics: Vec::new() }
+    }
+}
+
+/// What a step did, for one tenant, in a run's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantStepReport {
+    pub tenant: TenantId,
+    pub step: &'static str,
+    pub report: StepReport,
+}
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -43,8 +81,11 @@ pub struct JobReport {
     pub purged_groups: u64,
     /// Membership cleanups finished for deletes that failed half-way.
     pub swept: u64,
-    /// One line per tenant whose turn failed (the others went on).
+    /// One line per tenant whose turn (or a step of it) failed; the others
+    /// went on.
     pub failures: Vec<String>,
+    /// What the added steps did, per tenant.
+    pub steps: Vec<TenantStepReport>,
     /// Whether every tenant had its turn before `stop` said to end.
     pub complete: bool,
 }
@@ -76,7 +117,7 @@ struct Checkpoint {
 /// Run the job once over every tenant, starting where the last run that
 /// was cut short stopped. Fails only when the tenants cannot be listed;
 /// a tenant's failure is reported and the others go on.
-pub async fn run(dir: &Directory, stop: &(dyn Fn() -> bool + Sync)) -> Result<JobReport> {
+pub async fn run(dir: &Directory, steps: &[&dyn TenantStep], stop: &(dyn Fn() -> bool + Sync)) -> Result<JobReport> {
     let mut tenants = dir.tenants().await?;
     tenants.sort();
     if let Some(next) = read_checkpoint(dir).await? {
@@ -89,7 +130,7 @@ pub async fn run(dir: &Directory, stop: &(dyn Fn() -> bool + Sync)) -> Result<Jo
             write_checkpoint(dir, Some(tenant)).await?;
             return Ok(report);
         }
-        match tenant_turn(dir, tenant, stop, &mut report).await {
+        match tenant_turn(dir, tenant, steps, stop, &mut report).await {
             Ok(true) => report.tenants += 1,
             Ok(false) => {
                 write_checkpoint(dir, Some(tenant)).await?;
@@ -110,6 +151,7 @@ pub async fn run(dir: &Directory, stop: &(dyn Fn() -> bool + Sync)) -> Result<Jo
 async fn tenant_turn(
     dir: &Directory,
     tenant: &TenantId,
+    steps: &[&dyn TenantStep],
     stop: &(dyn Fn() -> bool + Sync),
     report: &mut JobReport,
 ) -> Result<bool> {
@@ -124,6 +166,22 @@ async fn tenant_turn(
                     return Ok(false);
                 }
             }
+        }
+    }
+    for step in steps {
+        let done = step.run(dir, tenant, stop).await?;
+        if let Some(why) = &done.failure {
+            tracing::error!(tenant = %tenant, step = step.name(), error = %why, "scheduled job: step failed");
+            report.failures.push(format!("{tenant}: {}: {why}", step.name()));
+        }
+        let complete = done.complete;
+        // A step with nothing to do for the tenant (no Graph connection)
+        // leaves no trace in the report or the logs.
+        if !done.metrics.is_empty() || done.failure.is_some() {
+            report.steps.push(TenantStepReport { tenant: tenant.clone(), step: step.name(), report: done });
+        }
+        if !complete {
+            return Ok(false);
         }
     }
     Ok(true)

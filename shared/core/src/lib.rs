@@ -7,6 +7,7 @@
 //! - [`job`]: the scheduled job (sweep, purge) over every tenant;
 //! - [`cursor`]: signed RFC 9865 cursors;
 //! - [`retry`]: the backoff between tries of a contended write;
+//! - [`secrets`]: where integration secrets live (never in the table);
 //! - [`tokens`]: tenant bearer tokens (hashed), and where they are stored;
 //! - `counting` (feature `test-support`): a call-counting wrapper for cost tests;
 //! - [`error`]: the layer's error and its one mapping to SCIM errors.
@@ -22,11 +23,12 @@ pub mod error;
 pub mod job;
 pub mod model;
 pub mod retry;
+pub mod secrets;
 pub mod store;
 pub mod tenant;
 pub mod tokens;
 
-pub use directory::{Directory, Due, Limits, Purged, Reindexed, Retired, Retirement, SearchPage, Stored};
+pub use directory::{Directory, Due, Limits, Pulled, Purged, Reindexed, Retired, Retirement, SearchPage, Stored};
 pub use error::{Error, Result};
 pub use model::Kind;
 pub use store::Table;

@@ -17,6 +17,9 @@
 //! | deleted user, kept or unlinked group | `T#t#RETIRED#<kind>` | `<id>` |
 //! | unfinished membership cleanup | `T#t#SWEEP` | `<kind>#<id>` |
 //! | the scheduled job's checkpoint | `JOB` | `CHECKPOINT` |
+//! | Microsoft Graph connection, sync state | `T#t#GRAPH` | `CONNECTION`, `STATE` |
+//! | link of a Graph user to its user | `T#t#GRAPHLINK` | `<graph object id>` |
+//! | ids seen or removed in a Graph round | `T#t#GRAPHROUND#<round>` | `SEEN#<page>`, `GONE#<page>` |
 //!
 //! GSI1 (sparse) holds one entry per tenant (`TENANTS` / `<tenant>`), so
 //! the scheduled job can list tenants without a scan, and one per retired
@@ -238,6 +241,27 @@ pub fn sweeps_pk(t: &str) -> String {
 /// The marker of a delete whose membership cleanup has not finished.
 pub fn sweep(t: &str, kind: Kind, id: &str) -> Key {
     Key::new(sweeps_pk(t), format!("{}#{id}", kind.as_str()))
+}
+
+pub fn graph_connection(t: &str) -> Key {
+    Key::new(format!("{}#GRAPH", tenant(t)), "CONNECTION")
+}
+
+pub fn graph_state(t: &str) -> Key {
+    Key::new(format!("{}#GRAPH", tenant(t)), "STATE")
+}
+
+pub fn graph_links_pk(t: &str) -> String {
+    format!("{}#GRAPHLINK", tenant(t))
+}
+
+/// The link of a Graph user (by object id) to the user it was pulled into.
+pub fn graph_link(t: &str, graph_id: &str) -> Key {
+    Key::new(graph_links_pk(t), graph_id)
+}
+
+pub fn graph_round_pk(t: &str, round: &str) -> String {
+    format!("{}#GRAPHROUND#{round}", tenant(t))
 }
 
 /// The scheduled job's checkpoint: the one item outside every tenant.

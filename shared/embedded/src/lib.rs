@@ -11,7 +11,7 @@
 
 pub mod tokens;
 
-pub use tokens::FileTokens;
+pub use tokens::{FileSecrets, FileTokens};
 
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -87,8 +87,15 @@ pub struct EmbeddedTable {
 }
 
 impl EmbeddedTable {
-    /// Open (or create) the store at `path`.
+    /// Open (or create) the store at `path`, with redb's default page
+    /// cache (up to 1 GiB, grown as pages are read).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// [`EmbeddedTable::open`] with a page cache of at most `cache_bytes`
+    /// (benchmarks that measure memory of what runs above the store).
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
         }
@@ -107,7 +114,11 @@ impl EmbeddedTable {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| unavailable(format!("restricting {}: {e}", path.display())))?;
         }
-        let db = Database::create(path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(ITEMS).map_err(unavailable)?;
         txn.open_table(GSI1).map_err(unavailable)?;

@@ -88,3 +88,53 @@ impl TokenStore for FileTokens {
         .map_err(unavailable)?
     }
 }
+
+/// Integration secrets of the local runner: one private file (mode 0600)
+/// per tenant and name under the data folder, replaced atomically.
+#[derive(Clone, Debug)]
+pub struct FileSecrets {
+    dir: PathBuf,
+}
+
+impl FileSecrets {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, tenant: &TenantId, name: &str) -> Result<PathBuf, StoreError> {
+        // Names are the service's own (`graph-client-secret`), never input.
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(StoreError::Unavailable(format!("'{name}' is not a secret name")));
+        }
+        Ok(self.dir.join(tenant.as_str()).join(name))
+    }
+}
+
+#[async_trait]
+impl lockstep_core::secrets::SecretStore for FileSecrets {
+    async fn get(&self, tenant: &TenantId, name: &str) -> Result<Option<String>, StoreError> {
+        let path = self.path(tenant, name)?;
+        Ok(read_file(&path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    async fn put(&self, tenant: &TenantId, name: &str, value: &str) -> Result<(), StoreError> {
+        let path = self.path(tenant, name)?;
+        let value = value.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(unavailable)?;
+            }
+            let staging = path.with_extension("tmp");
+            std::fs::write(&staging, b"").map_err(unavailable)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600)).map_err(unavailable)?;
+            }
+            std::fs::write(&staging, value.as_bytes()).map_err(unavailable)?;
+            std::fs::rename(&staging, &path).map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}

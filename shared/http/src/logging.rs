@@ -197,55 +197,98 @@ impl RequestRecord<'_> {
     }
 }
 
-/// A log line that is also an EMF document of `counts` (unit Count, by
-/// stage), for work outside the request path (the scheduled job). Without
-/// `metrics` (outside Lambda) it is a plain JSON line with the same fields.
-pub fn counts_line(
-    message: &str,
-    failed: bool,
-    counts: &[(&str, u64)],
-    details: serde_json::Value,
-    metrics: Option<&Metrics>,
-    now_ms: i64,
-) -> String {
-    let mut line = serde_json::Map::new();
-    line.insert("level".into(), serde_json::json!(if failed { "ERROR" } else { "INFO" }));
-    line.insert("message".into(), serde_json::json!(message));
-    for (name, value) in counts {
-        line.insert((*name).to_string(), serde_json::json!(value));
-    }
-    if let serde_json::Value::Object(details) = details {
-        line.extend(details);
-    }
-    if let Some(m) = metrics {
-        line.insert("Stage".into(), serde_json::json!(m.stage));
-        let defs: Vec<serde_json::Value> =
-            counts.iter().map(|(name, _)| serde_json::json!({ "Name": name, "Unit": "Count" })).collect();
-        line.insert(
-            "_aws".into(),
-            serde_json::json!({ "Timestamp": now_ms, "CloudWatchMetrics": [{
-                "Namespace": m.namespace, "Dimensions": [["Stage"]], "Metrics": defs }] }),
-        );
-    }
-    serde_json::Value::Object(line).to_string()
+/// A log line of work outside the request path (the scheduled job, a
+/// tenant's Graph pull): its counts, and in Lambda also an EMF document of
+/// them (unit Count, by stage, or by stage and tenant).
+pub struct CountsLine<'a> {
+    pub message: &'a str,
+    pub tenant: Option<&'a str>,
+    pub failed: bool,
+    pub counts: &'a [(&'a str, u64)],
+    /// More members of the line, for people.
+    pub details: serde_json::Value,
 }
 
-/// The log line of a scheduled job run: its counts as metrics (EMF in
-/// Lambda), and what a person needs to read it.
-pub fn job_line(
+impl CountsLine<'_> {
+    /// The line; without `metrics` (outside Lambda) a plain JSON line with
+    /// the same members.
+    pub fn to_line(&self, metrics: Option<&Metrics>, now_ms: i64) -> String {
+        let (message, tenant, failed, counts) = (self.message, self.tenant, self.failed, self.counts);
+        let mut line = serde_json::Map::new();
+        line.insert("level".into(), serde_json::json!(if failed { "ERROR" } else { "INFO" }));
+        line.insert("message".into(), serde_json::json!(message));
+        for (name, value) in counts {
+            line.insert((*name).to_string(), serde_json::json!(value));
+        }
+        if let serde_json::Value::Object(details) = self.details.clone() {
+            line.extend(details);
+        }
+        if let Some(t) = tenant {
+            line.insert("tenant".into(), serde_json::json!(t));
+        }
+        if let Some(m) = metrics {
+            line.insert("Stage".into(), serde_json::json!(m.stage));
+            let dimensions = match tenant {
+                Some(t) => {
+                    line.insert("Tenant".into(), serde_json::json!(t));
+                    serde_json::json!([["Stage", "Tenant"]])
+                }
+                None => serde_json::json!([["Stage"]]),
+            };
+            let defs: Vec<serde_json::Value> =
+                counts.iter().map(|(name, _)| serde_json::json!({ "Name": name, "Unit": "Count" })).collect();
+            line.insert(
+                "_aws".into(),
+                serde_json::json!({ "Timestamp": now_ms, "CloudWatchMetrics": [{
+                "Namespace": m.namespace, "Dimensions": dimensions, "Metrics": defs }] }),
+            );
+        }
+        serde_json::Value::Object(line).to_string()
+    }
+}
+
+/// The log lines of a scheduled job run: the run's counts as metrics (EMF
+/// in Lambda) with what a person needs to read it, then one line per
+/// tenant step (the Graph pull) with that tenant's metrics.
+pub fn job_lines(
     run: &lockstep_core::Result<lockstep_core::job::JobReport>,
     metrics: Option<&Metrics>,
     now_ms: i64,
-) -> String {
+) -> Vec<String> {
     use lockstep_core::job::JobReport;
     match run {
         Ok(r) => {
-            let details = serde_json::json!({ "tenants": r.tenants, "complete": r.complete, "failures": r.failures });
-            counts_line("job run", !r.failures.is_empty(), &r.counts(), details, metrics, now_ms)
+            let counts = r.counts();
+            let run = CountsLine {
+                message: "job run",
+                tenant: None,
+                failed: !r.failures.is_empty(),
+                counts: &counts,
+                details: serde_json::json!({ "tenants": r.tenants, "complete": r.complete, "failures": r.failures }),
+            };
+            let mut lines = vec![run.to_line(metrics, now_ms)];
+            for s in &r.steps {
+                let step = CountsLine {
+                    message: s.step,
+                    tenant: Some(s.tenant.as_str()),
+                    failed: s.report.failure.is_some(),
+                    counts: &s.report.metrics,
+                    details: serde_json::json!({ "complete": s.report.complete, "failure": s.report.failure }),
+                };
+                lines.push(step.to_line(metrics, now_ms));
+            }
+            lines
         }
         Err(e) => {
-            let details = serde_json::json!({ "error": e.to_string() });
-            counts_line("job run", true, &JobReport::failed_counts(), details, metrics, now_ms)
+            let counts = JobReport::failed_counts();
+            let run = CountsLine {
+                message: "job run",
+                tenant: None,
+                failed: true,
+                counts: &counts,
+                details: serde_json::json!({ "error": e.to_string() }),
+            };
+            vec![run.to_line(metrics, now_ms)]
         }
     }
 }
@@ -315,19 +358,23 @@ pub fn authenticated_span(req: &http::request::Parts, tenant: &str, token_id: &s
 mod tests {
     use super::*;
 
+    fn plain_job<'a>(counts: &'a [(&'a str, u64)]) -> CountsLine<'a> {
+        CountsLine { message: "graph pull", tenant: None, failed: false, counts, details: serde_json::json!({}) }
+    }
+
     #[test]
     fn counts_lines_are_emf_documents_in_lambda() {
         let metrics = Metrics { namespace: "Lockstep".into(), stage: "sandbox".into() };
         let counts = [("JobFailures", 1), ("PurgedUsers", 12)];
-        let line: serde_json::Value = serde_json::from_str(&counts_line(
-            "job run",
-            true,
-            &counts,
-            serde_json::json!({ "failures": ["acme: storage"] }),
-            Some(&metrics),
-            1_795_425_242_000,
-        ))
-        .unwrap_or_default();
+        let job = CountsLine {
+            message: "job run",
+            tenant: None,
+            failed: true,
+            counts: &counts,
+            details: serde_json::json!({ "failures": ["acme: storage"] }),
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&job.to_line(Some(&metrics), 1_795_425_242_000)).unwrap_or_default();
         assert_eq!((line["level"].clone(), line["JobFailures"].clone()), ("ERROR".into(), 1.into()));
         let emf = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(emf["Dimensions"], serde_json::json!([["Stage"]]));
@@ -335,10 +382,13 @@ mod tests {
         for m in emf["Metrics"].as_array().into_iter().flatten() {
             assert!(line[m["Name"].as_str().unwrap_or_default()].is_number());
         }
-        let plain: serde_json::Value =
-            serde_json::from_str(&counts_line("job run", false, &counts, serde_json::json!({}), None, 0))
-                .unwrap_or_default();
+        let plain = CountsLine { failed: false, details: serde_json::json!({}), ..job };
+        let plain: serde_json::Value = serde_json::from_str(&plain.to_line(None, 0)).unwrap_or_default();
         assert!(plain.get("_aws").is_none() && plain["PurgedUsers"] == 12);
+        let tenant = CountsLine { tenant: Some("acme"), ..plain_job(&counts) };
+        let by_tenant: serde_json::Value = serde_json::from_str(&tenant.to_line(Some(&metrics), 0)).unwrap_or_default();
+        assert_eq!(by_tenant["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Stage", "Tenant"]]));
+        assert_eq!((by_tenant["Tenant"].as_str(), by_tenant["tenant"].as_str()), (Some("acme"), Some("acme")));
     }
 
     #[test]

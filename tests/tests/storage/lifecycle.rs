@@ -150,17 +150,17 @@ pub(crate) async fn purge_after_retention_leaves_nothing(t: TestTable) {
     assert_eq!(kept, 2, "the kept record, and its entry in the purge index");
 
     clock.advance(29 * DAY);
-    let early = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let early = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((early.purged_users, early.complete), (0, true));
     assert!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some());
 
     clock.advance(DAY + 1);
-    let due = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let due = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((due.purged_users, due.failures.len(), due.complete), (1, 0, true));
     assert_eq!(traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await, 0);
     let restore = dir.restore_user(&acme, &u.id).await.map_err(scim).err();
     assert_eq!(restore.map(|e| e.status), Some(404), "purged for good");
-    let again = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.purged_users, 0, "idempotent");
 }
 
@@ -200,7 +200,7 @@ pub(crate) async fn kept_and_unlinked_groups(t: TestTable) {
     assert_eq!(why(&unlinked).await, Some((Retirement::Unlinked, None)));
 
     clock.advance(1000 * DAY);
-    let run = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let run = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((run.purged_groups, run.purged_users, run.failures.len()), (1, 0, 0), "{run:?}");
     assert_eq!(why(&kept).await, None, "the kept group is purged after retention");
     assert!(member_ids(&dir, &acme, &kept.id).await.is_empty());
@@ -255,10 +255,10 @@ pub(crate) async fn the_job_sweeps_a_half_failed_delete(t: TestTable) {
     assert_eq!(failed.map(|e| e.status), Some(500));
     assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind");
 
-    let soon = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let soon = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(soon.swept, 0, "a cleanup younger than the grace period may still be running");
     clock.advance(job::SWEEP_GRACE_SECS + 1);
-    let later = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let later = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(later.swept, 1);
     assert!(member_ids(&dir, &acme, &g.id).await.is_empty());
     assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
@@ -283,7 +283,7 @@ pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
     let runs: Vec<_> = (0..2)
         .map(|_| {
             let dir = Arc::clone(&dir);
-            tokio::spawn(async move { job::run(&dir, &|| false).await })
+            tokio::spawn(async move { job::run(&dir, &[], &|| false).await })
         })
         .collect();
     let mut purged = 0;
@@ -310,10 +310,10 @@ pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
 
     let asked = AtomicUsize::new(0);
     let budget_of_five = || asked.fetch_add(1, Ordering::SeqCst) >= 6;
-    let first = job::run(&dir, &budget_of_five).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = job::run(&dir, &[], &budget_of_five).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!first.complete);
     assert!(first.purged_users > 0 && first.purged_users < 20, "{first:?}");
-    let second = job::run(&dir, &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let second = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(second.complete);
     assert_eq!(first.purged_users + second.purged_users, 20);
     for t in [&acme, &zinc] {

@@ -7,9 +7,11 @@
 //! - `directory`: users, groups, membership, uniqueness, paging, costs;
 //! - `lifecycle`: soft delete, restore, kept and unlinked groups, purge,
 //!   and the scheduled job;
+//! - `graph`: the Microsoft Graph pull against a fake Graph over HTTP;
 //! - `token_sets`: tenant token sets in files and in Secrets Manager.
 
 mod directory;
+mod graph;
 mod lifecycle;
 mod port;
 mod token_sets;
@@ -162,4 +164,9 @@ conformance!(
     lifecycle::the_job_sweeps_a_half_failed_delete,
     lifecycle::overlapping_job_runs_purge_each_user_once,
     lifecycle::a_job_cut_off_by_its_budget_resumes,
+    graph::graph_pull_creates_updates_and_removes,
+    graph::graph_users_match_existing_users_by_email,
+    graph::graph_faults_are_retried_or_resynchronised,
+    graph::graph_deletion_guard_holds_mass_deletions,
+    graph::a_graph_pull_cut_off_resumes_at_its_next_link,
 );

@@ -9,11 +9,14 @@
 //! - [`lifecycle`]: delete, soft delete and restore, kept and unlinked
 //!   groups, purge and sweep;
 //! - [`members`]: group membership, both ways;
+//! - [`pulled`]: users pulled from a directory (Microsoft Graph), linked by
+//!   its object id;
 //! - [`search`]: lookups, filters, index and cursor paging.
 
 mod claims;
 mod lifecycle;
 mod members;
+mod pulled;
 mod search;
 mod tenants;
 mod write;
@@ -32,6 +35,7 @@ use crate::tenant::TenantId;
 
 pub use claims::MAX_WORK_EMAILS;
 pub use lifecycle::{Due, MAX_REMEMBERED_GROUPS, Purged, Retired, Retirement};
+pub use pulled::Pulled;
 
 /// Bounds on the work one request may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

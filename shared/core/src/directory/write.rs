@@ -102,6 +102,19 @@ impl Directory {
     /// Create a user or group from validated, canonical attributes. For a
     /// group, `members` are checked to exist before anything is written.
     pub async fn create(&self, tenant: &Tenant, kind: Kind, attrs: Object, members: &[MemberRef]) -> Result<Stored> {
+        self.create_with(tenant, kind, attrs, members, |_| Vec::new()).await
+    }
+
+    /// [`Directory::create`], with `extra(id)` written in the same
+    /// transaction (a pulled user's link).
+    pub(super) async fn create_with(
+        &self,
+        tenant: &Tenant,
+        kind: Kind,
+        attrs: Object,
+        members: &[MemberRef],
+        extra: impl FnOnce(&str) -> Vec<Write>,
+    ) -> Result<Stored> {
         let claims = claims(kind, &attrs, &tenant.settings);
         self.check_policy(tenant, kind, &attrs, &claims, None)?;
         // The answer to a create carries the whole group: no more members
@@ -126,6 +139,7 @@ impl Directory {
             writes.push(Write::Put { item: c.item(t.as_str(), &id), cond });
         }
         writes.push(Write::Add { key: model::counter(t.as_str(), kind, model::shard_of(&id)), delta: 1 });
+        writes.extend(extra(&id));
         self.transact(writes).await.map_err(|e| claims::claim_conflict(&claims.iter().collect::<Vec<_>>(), 1, e))?;
         if resolved.is_empty() {
             return Ok(stored);

@@ -1,0 +1,155 @@
+//! A tenant's Microsoft Graph connection and the state of its sync, as
+//! items of the table (the client secret is not here: it is in the secret
+//! store).
+
+use lockstep_core::model;
+use lockstep_core::store::{Cond, Item, Key, Write};
+use lockstep_core::{Directory, TenantId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::Mapping;
+
+/// The secret store name of the client secret.
+pub const SECRET_NAME: &str = "graph-client-secret";
+
+/// The share of a tenant's Graph users one round may soft-delete before it
+/// holds for review, by default.
+pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 20;
+
+/// A tenant's connection to its Microsoft Entra directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// What the operator calls it.
+    pub name: String,
+    /// The Directory (tenant) id.
+    pub directory_id: String,
+    /// The Application (client) id.
+    pub client_id: String,
+    /// When the client secret expires, as the admin sees it in Azure
+    /// (`YYYY-MM-DD`).
+    pub secret_expires: String,
+    pub enabled: bool,
+    pub mapping: Mapping,
+    /// A round that would soft-delete more than this share of the tenant's
+    /// Graph users deletes nothing and holds for review.
+    #[serde(default = "default_max_delete_percent")]
+    pub max_delete_percent: u8,
+}
+
+fn default_max_delete_percent() -> u8 {
+    DEFAULT_MAX_DELETE_PERCENT
+}
+
+/// Counts of a run (or a round), the metrics of a tenant's pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub skipped: u64,
+    pub pages: u64,
+    pub throttled: u64,
+    pub failed: u64,
+    /// Why users were skipped, with how many.
+    #[serde(default)]
+    pub skipped_why: std::collections::BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.deleted += other.deleted;
+        self.skipped += other.skipped;
+        self.pages += other.pages;
+        self.throttled += other.throttled;
+        self.failed += other.failed;
+        for (why, n) in &other.skipped_why {
+            *self.skipped_why.entry(why.clone()).or_default() += n;
+        }
+    }
+}
+
+/// A round in progress: a full one starts from the beginning and, at its
+/// end, soft-deletes the Graph users it did not see; a delta round starts
+/// from the last delta link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    pub id: String,
+    pub full: bool,
+    /// Where it resumes.
+    pub next_link: String,
+    pub pages: u64,
+    /// Deletions beyond the guard were confirmed by an operator.
+    #[serde(default)]
+    pub allow_deletions: bool,
+    /// The counts so far.
+    #[serde(default)]
+    pub counts: Counts,
+}
+
+/// How the last run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    pub at: String,
+    /// `ok`, `in_progress` (cut off by its time budget; the next run
+    /// resumes), `held` (deletions held for review) or `failed`.
+    pub result: String,
+    pub counts: Counts,
+    /// What went wrong, in plain words.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A tenant's sync state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    #[serde(default)]
+    pub round: Option<Round>,
+    /// Where the next delta round starts.
+    #[serde(default)]
+    pub delta_link: Option<String>,
+    /// An operator asked for a full round (`graph sync --full`).
+    #[serde(default)]
+    pub full_requested: bool,
+    #[serde(default)]
+    pub allow_deletions: bool,
+    /// Set while a round's deletions are held for review: scheduled runs
+    /// do nothing until an operator confirms or starts over.
+    #[serde(default)]
+    pub held: Option<String>,
+    #[serde(default)]
+    pub last_run: Option<LastRun>,
+}
+
+async fn load<T: DeserializeOwned>(dir: &Directory, key: &Key) -> lockstep_core::Result<Option<T>> {
+    match dir.table().get(key).await? {
+        Some(item) => serde_json::from_str(&item.data).map(Some).map_err(|e| lockstep_core::Error::corrupt(key, e)),
+        None => Ok(None),
+    }
+}
+
+async fn save<T: Serialize>(dir: &Directory, key: Key, value: &T) -> lockstep_core::Result<()> {
+    let data = serde_json::to_string(value).map_err(|e| lockstep_core::Error::corrupt(&key, e))?;
+    let item = Item { pk: key.pk, sk: key.sk, version: 1, data, ..Item::default() };
+    dir.table().write(Write::Put { item, cond: Cond::Always }).await.map_err(Into::into)
+}
+
+pub async fn connection(dir: &Directory, t: &TenantId) -> lockstep_core::Result<Option<Connection>> {
+    load(dir, &model::graph_connection(t.as_str())).await
+}
+
+pub async fn save_connection(dir: &Directory, t: &TenantId, c: &Connection) -> lockstep_core::Result<()> {
+    save(dir, model::graph_connection(t.as_str()), c).await
+}
+
+pub async fn state(dir: &Directory, t: &TenantId) -> lockstep_core::Result<SyncState> {
+    Ok(load(dir, &model::graph_state(t.as_str())).await?.unwrap_or_default())
+}
+
+pub async fn save_state(dir: &Directory, t: &TenantId, s: &SyncState) -> lockstep_core::Result<()> {
+    save(dir, model::graph_state(t.as_str()), s).await
+}

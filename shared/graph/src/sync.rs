@@ -1,0 +1,319 @@
+//! The pull of one tenant: a round of Graph's users delta, page by page,
+//! each page applied (create, update, link by email, deactivate) and
+//! checkpointed, so that a run cut off by its time budget resumes at the
+//! next link. A round ends with the delta link the next round starts from;
+//! a full round also soft-deletes the Graph users it did not see. The
+//! deletion guard holds a round whose deletions are too many.
+
+use std::collections::{BTreeSet, HashMap};
+
+use futures::StreamExt;
+use lockstep_core::secrets::SecretStore;
+use lockstep_core::store::{Cond, Item, Query, SortKey, Write};
+use lockstep_core::{Directory, Pulled, Tenant, model};
+use serde_json::json;
+
+use crate::client::{Credentials, DeltaPage, Endpoints, GraphClient, GraphError};
+use crate::mapping::{GraphUser, map_user};
+use crate::state::{self, Connection, Counts, LastRun, Round, SECRET_NAME, SyncState};
+
+/// Users of a page pulled at once.
+const CONCURRENCY: usize = 8;
+
+/// What an operator asks of a run (`graph sync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Request {
+    /// Start a full round now.
+    pub full: bool,
+    /// Apply the deletions of this round even beyond the guard.
+    pub allow_deletions: bool,
+}
+
+fn now() -> String {
+    lockstep_core::clock::rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Pull a tenant's users until the round ends or `stop` says the time is
+/// up. `None` when the tenant has no enabled connection. The outcome is
+/// also stored as the tenant's last run.
+pub async fn pull(
+    dir: &Directory,
+    secrets: &dyn SecretStore,
+    endpoints: &Endpoints,
+    tenant: &Tenant,
+    request: Request,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> lockstep_core::Result<Option<LastRun>> {
+    let t = &tenant.id;
+    let Some(connection) = state::connection(dir, t).await? else { return Ok(None) };
+    if !connection.enabled {
+        return Ok(None);
+    }
+    let mut st = state::state(dir, t).await?;
+    if request.full {
+        st.full_requested = true;
+        st.round = None;
+        st.held = None;
+        st.allow_deletions = request.allow_deletions;
+    }
+    let run = match &st.held {
+        Some(why) => LastRun { at: now(), result: "held".into(), counts: Counts::default(), error: Some(why.clone()) },
+        None => run_round(dir, secrets, endpoints, tenant, &connection, &mut st, stop).await?,
+    };
+    st.last_run = Some(run.clone());
+    state::save_state(dir, t, &st).await?;
+    Ok(Some(run))
+}
+
+async fn run_round(
+    dir: &Directory,
+    secrets: &dyn SecretStore,
+    endpoints: &Endpoints,
+    tenant: &Tenant,
+    connection: &Connection,
+    st: &mut SyncState,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> lockstep_core::Result<LastRun> {
+    let t = &tenant.id;
+    let failed = |counts: Counts, why: String| LastRun { at: now(), result: "failed".into(), counts, error: Some(why) };
+    let Some(secret) = secrets.get(t, SECRET_NAME).await? else {
+        return Ok(failed(Counts::default(), "no client secret is stored: connect again with the secret".into()));
+    };
+    let credentials =
+        Credentials { directory_id: connection.directory_id.clone(), client_id: connection.client_id.clone(), secret };
+    let client = match GraphClient::new(endpoints.clone(), credentials) {
+        Ok(c) => c,
+        Err(e) => return Ok(failed(Counts::default(), e.to_string())),
+    };
+    let select = connection.mapping.select();
+    let mut round = match st.round.take() {
+        Some(r) => r,
+        None => new_round(&client, &select, st),
+    };
+    loop {
+        if stop() {
+            let counts = round.counts.clone();
+            st.round = Some(round);
+            return Ok(LastRun { at: now(), result: "in_progress".into(), counts, error: None });
+        }
+        let page = match client.delta_page(&round.next_link).await {
+            Ok(page) => page,
+            Err(GraphError::Resync) if !(round.full && round.pages == 0) => {
+                // The delta state expired: start over with a full round.
+                forget_round(dir, tenant, &round.id).await?;
+                st.delta_link = None;
+                st.full_requested = true;
+                round = new_round(&client, &select, st);
+                continue;
+            }
+            Err(e) => {
+                let counts = round.counts.clone();
+                st.round = Some(round);
+                return Ok(failed(counts, e.to_string()));
+            }
+        };
+        apply_page(dir, tenant, connection, &mut round, &page).await?;
+        match (page.next_link, page.delta_link) {
+            (Some(next), _) => {
+                round.next_link = next;
+                st.round = Some(round.clone());
+                state::save_state(dir, t, st).await?;
+            }
+            (None, Some(delta)) => return finish_round(dir, tenant, connection, st, round, delta).await,
+            (None, None) => {
+                let counts = round.counts.clone();
+                return Ok(failed(
+                    counts,
+                    "a page of Microsoft Graph's answer had neither a next nor a delta link".into(),
+                ));
+            }
+        }
+    }
+}
+
+fn new_round(client: &GraphClient, select: &str, st: &SyncState) -> Round {
+    let full = st.full_requested || st.delta_link.is_none();
+    let next_link = match (&st.delta_link, full) {
+        (Some(delta), false) => delta.clone(),
+        _ => client.first_page_url(select),
+    };
+    Round {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        full,
+        next_link,
+        pages: 0,
+        allow_deletions: st.allow_deletions,
+        counts: Counts::default(),
+    }
+}
+
+/// Apply one page: removals are noted for the round's end; users are
+/// mapped and pulled (a few at a time); a full round notes whom it saw.
+async fn apply_page(
+    dir: &Directory,
+    tenant: &Tenant,
+    connection: &Connection,
+    round: &mut Round,
+    page: &DeltaPage,
+) -> lockstep_core::Result<()> {
+    round.pages += 1;
+    round.counts.pages += 1;
+    round.counts.throttled += u64::from(page.throttled);
+    let (removed, present): (Vec<&GraphUser>, Vec<&GraphUser>) = page.users.iter().partition(|u| u.removed.is_some());
+    let ids: Vec<String> = present.iter().map(|u| u.id.clone()).collect();
+    let linked = dir.linked_users(&tenant.id, &ids).await?;
+    // The futures are made first: a stream that maps borrowed users as it
+    // goes is not provably `Send` (a known limit of the compiler).
+    let pulls: Vec<_> = present.iter().map(|u| pull_one(dir, tenant, connection, u, &linked)).collect();
+    let outcomes: Vec<Outcome> = futures::stream::iter(pulls).buffer_unordered(CONCURRENCY).collect().await;
+    for outcome in outcomes {
+        let c = &mut round.counts;
+        match outcome {
+            Outcome::Pulled(Pulled::Created) => c.created += 1,
+            Outcome::Pulled(Pulled::Updated) => c.updated += 1,
+            Outcome::Pulled(Pulled::Unchanged) => c.unchanged += 1,
+            Outcome::Skipped(why) => {
+                c.skipped += 1;
+                *c.skipped_why.entry(why).or_default() += 1;
+            }
+            Outcome::Failed => c.failed += 1,
+        }
+    }
+    let note = |kind: &str, ids: Vec<String>| {
+        let key = lockstep_core::store::Key::new(
+            model::graph_round_pk(tenant.id.as_str(), &round.id),
+            format!("{kind}#{:06}", round.pages),
+        );
+        Item { pk: key.pk, sk: key.sk, version: 1, data: json!(ids).to_string(), ..Item::default() }
+    };
+    let gone: Vec<String> = removed.iter().map(|u| u.id.clone()).collect();
+    if !gone.is_empty() {
+        dir.table().write(Write::Put { item: note("GONE", gone), cond: Cond::Always }).await?;
+    }
+    if round.full && !ids.is_empty() {
+        dir.table().write(Write::Put { item: note("SEEN", ids), cond: Cond::Always }).await?;
+    }
+    Ok(())
+}
+
+enum Outcome {
+    Pulled(Pulled),
+    Skipped(String),
+    Failed,
+}
+
+async fn pull_one(
+    dir: &Directory,
+    tenant: &Tenant,
+    connection: &Connection,
+    user: &GraphUser,
+    linked: &HashMap<String, String>,
+) -> Outcome {
+    // The object id becomes a key: one that cannot be an id is refused
+    // before anything is written.
+    if !model::is_possible_id(&user.id) {
+        return Outcome::Skipped("an object id that is not a valid id".into());
+    }
+    let attrs = match map_user(user, &connection.mapping) {
+        Ok(attrs) => attrs,
+        Err(skip) => return Outcome::Skipped(skip.describe().to_string()),
+    };
+    let attrs = match scim_protocol::parse_resource(scim_protocol::schema::user(), &serde_json::Value::Object(attrs)) {
+        Ok(attrs) => attrs,
+        Err(e) => return Outcome::Skipped(format!("refused by the SCIM rules: {}", e.detail)),
+    };
+    match dir.pull_user(tenant, &user.id, linked.get(&user.id).map(String::as_str), &attrs).await {
+        Ok(p) => Outcome::Pulled(p),
+        Err(e) if !e.is_server_error() => {
+            Outcome::Skipped(format!("refused: {}", scim_protocol::ScimError::from(e).detail))
+        }
+        Err(e) => {
+            tracing::error!(tenant = %tenant.id, graph_user = %user.id, error = %e, "graph pull: a user failed");
+            Outcome::Failed
+        }
+    }
+}
+
+/// The ids a round noted, of one kind (`SEEN`, `GONE`).
+async fn noted(
+    dir: &Directory,
+    tenant: &Tenant,
+    round: &str,
+) -> lockstep_core::Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let (mut seen, mut gone) = (BTreeSet::new(), BTreeSet::new());
+    let mut query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 1000);
+    loop {
+        let page = dir.table().query(&query).await?;
+        for item in &page.items {
+            let ids: Vec<String> =
+                serde_json::from_str(&item.data).map_err(|e| lockstep_core::Error::corrupt(&item.key(), e))?;
+            if item.sk.starts_with("SEEN#") { seen.extend(ids) } else { gone.extend(ids) }
+        }
+        match page.next {
+            Some(n) => query.start_after = Some(n),
+            None => return Ok((seen, gone)),
+        }
+    }
+}
+
+async fn forget_round(dir: &Directory, tenant: &Tenant, round: &str) -> lockstep_core::Result<()> {
+    let query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 1000);
+    loop {
+        let page = dir.table().query(&query).await?;
+        if page.items.is_empty() {
+            return Ok(());
+        }
+        for chunk in page.items.chunks(lockstep_core::store::MAX_BATCH_WRITES) {
+            let deletes = chunk.iter().map(|i| Write::Delete { key: i.key(), cond: Cond::Always }).collect();
+            dir.table().batch_write(deletes).await?;
+        }
+    }
+}
+
+/// The end of a round: soft-delete what the directory removed (and, after
+/// a full round, the Graph users not seen), unless that is more than the
+/// guard allows; then keep the delta link for the next round.
+async fn finish_round(
+    dir: &Directory,
+    tenant: &Tenant,
+    connection: &Connection,
+    st: &mut SyncState,
+    mut round: Round,
+    delta_link: String,
+) -> lockstep_core::Result<LastRun> {
+    let (seen, gone) = noted(dir, tenant, &round.id).await?;
+    let links: HashMap<String, String> = dir.all_links(&tenant.id).await?.into_iter().collect();
+    let mut deletions: Vec<(&String, &String)> = links
+        .iter()
+        .filter(|(graph_id, _)| gone.contains(*graph_id) || (round.full && !seen.contains(*graph_id)))
+        .collect();
+    deletions.sort();
+    forget_round(dir, tenant, &round.id).await?;
+    let allowed = u64::from(connection.max_delete_percent) * (links.len() as u64);
+    if (deletions.len() as u64) * 100 > allowed && !round.allow_deletions {
+        let why = format!(
+            "this round would soft-delete {} of the tenant's {} users from Microsoft Graph, more than {}%: nothing was \
+             deleted. If that is right, confirm with `lockstep graph sync {} --full --allow-deletions`",
+            deletions.len(),
+            links.len(),
+            connection.max_delete_percent,
+            tenant.id
+        );
+        tracing::warn!(tenant = %tenant.id, deletions = deletions.len(), "graph pull: deletions held for review");
+        st.held = Some(why.clone());
+        st.round = None;
+        st.full_requested = true;
+        return Ok(LastRun { at: now(), result: "held".into(), counts: round.counts, error: Some(why) });
+    }
+    for (graph_id, user_id) in deletions {
+        if dir.remove_pulled(tenant, graph_id, user_id).await? {
+            round.counts.deleted += 1;
+        }
+    }
+    st.delta_link = Some(delta_link);
+    st.round = None;
+    st.full_requested = false;
+    st.allow_deletions = false;
+    st.held = None;
+    Ok(LastRun { at: now(), result: "ok".into(), counts: round.counts, error: None })
+}

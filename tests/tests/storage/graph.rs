@@ -1,0 +1,291 @@
+//! The Microsoft Graph pull on both adapters, against a fake identity
+//! platform and Graph served over HTTP: scripted rounds, faults, refused
+//! credentials, and the deletion guard; the directory is checked through
+//! SCIM reads afterwards.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lockstep_core::secrets::SecretStore;
+use lockstep_core::{Retirement, job};
+use lockstep_embedded::FileSecrets;
+use lockstep_graph::GraphPull;
+use lockstep_graph::client::Endpoints;
+use lockstep_graph::mapping::{Mapping, SourceField, UserNameSource};
+use lockstep_graph::state::{self, Connection, LastRun, SECRET_NAME};
+use lockstep_graph::sync::{self, Request};
+use lockstep_tests::graph::{FakeGraph, Fault, graph_user};
+
+use super::*;
+use crate::directory::user_with;
+
+const DIRECTORY: &str = "8d9e3a1f-0000-4000-8000-00000000d1d1";
+const CLIENT: &str = "2b6c0f9e-0000-4000-8000-00000000c11e";
+const SECRET: &str = "Zq8~fake-client-secret-value";
+
+struct Pull {
+    dir: Directory,
+    counting: Arc<CountingTable>,
+    tenant: Tenant,
+    fake: FakeGraph,
+    secrets: FileSecrets,
+    endpoints: Endpoints,
+    _secrets_dir: tempfile::TempDir,
+}
+
+fn mapping() -> Mapping {
+    Mapping {
+        user_name_from: UserNameSource::UserPrincipalName,
+        unit_field: SourceField::Department,
+        user_types_field: SourceField::JobTitle,
+        units: vec!["Oslo".into(), "Aarhus".into()],
+        user_types: vec!["Manager".into(), "Nurse".into()],
+    }
+}
+
+async fn connected(t: TestTable) -> Pull {
+    let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
+    let dir = directory(counting.clone());
+    let tenant = tenant(&dir, "acme").await;
+    let fake = FakeGraph::start(DIRECTORY, CLIENT, SECRET).await;
+    let secrets_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let secrets = FileSecrets::new(secrets_dir.path());
+    secrets.put(&tenant.id, SECRET_NAME, SECRET).await.unwrap_or_else(|e| panic!("{e}"));
+    let connection = Connection {
+        name: "Contoso".into(),
+        directory_id: DIRECTORY.into(),
+        client_id: CLIENT.into(),
+        secret_expires: "2027-06-30".into(),
+        enabled: true,
+        mapping: mapping(),
+        max_delete_percent: 20,
+    };
+    state::save_connection(&dir, &tenant.id, &connection).await.unwrap_or_else(|e| panic!("{e}"));
+    let endpoints = Endpoints {
+        login: fake.url.clone(),
+        graph: fake.url.clone(),
+        timeout: Duration::from_millis(700),
+        max_retry_wait: Duration::from_secs(2),
+    };
+    Pull { dir, counting, tenant, fake, secrets, endpoints, _secrets_dir: secrets_dir }
+}
+
+impl Pull {
+    async fn run(&self, request: Request) -> LastRun {
+        sync::pull(&self.dir, &self.secrets, &self.endpoints, &self.tenant, request, &|| false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the connection is enabled"))
+    }
+
+    /// A user as SCIM reads it, by userName.
+    async fn scim_user(&self, user_name: &str) -> Option<Stored> {
+        let f = filter(&format!(r#"userName eq "{user_name}""#));
+        let page = self.dir.search(&self.tenant.id, Kind::User, Some(&f), &index(1, 10)).await.ok()?;
+        page.resources.into_iter().next()
+    }
+}
+
+fn placement(user: &Stored) -> Value {
+    user.resource.get(scim_protocol::urn::DIRECTORY_USER).cloned().unwrap_or(Value::Null)
+}
+
+/// GIVEN a directory of 25 users (2 without a last name) served 10 a page
+/// WHEN the tenant's first pull runs THEN 23 users are created with their
+/// unit and user types, 2 are skipped with the reason, over 3 pages, and
+/// `$select` named only the fields used. A second pull of the same data
+/// writes no user (one write: the sync state). Then a change, a disabled
+/// account and a removal: one update each, and the removed user is
+/// soft-deleted.
+pub(crate) async fn graph_pull_creates_updates_and_removes(t: TestTable) {
+    let p = connected(t).await;
+    for i in 0..25 {
+        let surname = if i < 2 { "" } else { "Nordmann" };
+        let unit = if i % 2 == 0 { "oslo" } else { "Bergen" };
+        p.fake.put_user(graph_user(
+            &format!("g{i:02}"),
+            "Kari",
+            surname,
+            &format!("kari{i}@contoso.com"),
+            unit,
+            "Nurse, manager",
+        ));
+    }
+    p.fake.set_page_size(10);
+
+    let first = p.run(Request::default()).await;
+    assert_eq!(
+        (first.result.as_str(), first.counts.created, first.counts.skipped, first.counts.pages),
+        ("ok", 23, 2, 3),
+        "{first:?}"
+    );
+    assert_eq!(first.counts.skipped_why.values().sum::<u64>(), 2, "{:?}", first.counts.skipped_why);
+    assert_eq!(p.fake.token_requests(), 1, "one token for the run's three pages (cached)");
+    let select = p.fake.selects().pop().unwrap_or_default();
+    assert!(select.contains("department") && select.contains("jobTitle") && !select.contains("city"), "{select}");
+    let kari = p.scim_user("kari4@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
+    assert_eq!(kari.resource.get("externalId"), Some(&json!("g04")));
+    assert_eq!(kari.resource.get("name"), Some(&json!({ "givenName": "Kari", "familyName": "Nordmann" })));
+    assert_eq!(placement(&kari), json!({ "unit": "Oslo", "userTypes": ["Nurse", "Manager"] }));
+    let unassigned = p.scim_user("kari5@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
+    assert_eq!(placement(&unassigned), json!({ "userTypes": ["Nurse", "Manager"] }), "no known unit: unassigned");
+    assert!(p.scim_user("kari0@contoso.com").await.is_none(), "no last name: skipped");
+
+    p.counting.take();
+    let again = p.run(Request::default()).await;
+    assert_eq!((again.result.as_str(), again.counts.created, again.counts.updated), ("ok", 0, 0));
+    assert_eq!(p.counting.take().writes(), 1, "a pull of unchanged data writes only its sync state");
+
+    let mut moved = graph_user("g04", "Kari", "Nordmann", "kari4@contoso.com", "Aarhus", "Manager");
+    p.fake.put_user(moved.clone());
+    moved["id"] = json!("g06");
+    moved["userPrincipalName"] = json!("kari6@contoso.com");
+    moved["mail"] = json!("kari6@contoso.com");
+    moved["accountEnabled"] = json!(false);
+    p.fake.put_user(moved);
+    p.fake.remove_user("g08");
+    let delta = p.run(Request::default()).await;
+    assert_eq!((delta.counts.updated, delta.counts.deleted, delta.counts.created), (2, 1, 0), "{delta:?}");
+    let kari = p.scim_user("kari4@contoso.com").await.unwrap_or_else(|| panic!("still there"));
+    assert_eq!(placement(&kari), json!({ "unit": "Aarhus", "userTypes": ["Manager"] }));
+    let disabled = p.scim_user("kari6@contoso.com").await.unwrap_or_else(|| panic!("still there"));
+    assert_eq!(disabled.resource.get("active"), Some(&json!(false)), "accountEnabled=false deactivates");
+    assert!(p.scim_user("kari8@contoso.com").await.is_none(), "removed from the directory");
+    let retired = p.dir.retired(&p.tenant.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(retired.iter().map(|r| r.why).collect::<Vec<_>>(), vec![Retirement::RemovedFromGraph]);
+}
+
+/// GIVEN a user pushed over SCIM with a work email, and another made in
+/// the application WHEN a Graph user with that email (in another case) is
+/// pulled, and then a full round runs THEN the pushed user is linked and
+/// updated, not duplicated; and the full round never deletes the user that
+/// did not come from Graph.
+pub(crate) async fn graph_users_match_existing_users_by_email(t: TestTable) {
+    let p = connected(t).await;
+    let body = json!({ "emails": [{ "type": "work", "value": "ADA@contoso.com", "primary": true }] });
+    let pushed = p.dir.create(&p.tenant, Kind::User, user_with("ada.old@contoso.com", body), &[]).await;
+    let pushed = pushed.unwrap_or_else(|e| panic!("{e}"));
+    let own = new_user(&p.dir, &p.tenant, "own@contoso.com").await;
+    p.fake.put_user(graph_user("g-ada", "Ada", "Lovelace", "ada@contoso.com", "Oslo", "Manager"));
+
+    let run = p.run(Request::default()).await;
+    assert_eq!((run.counts.created, run.counts.updated), (0, 1), "{run:?}");
+    let ada = p.scim_user("ada@contoso.com").await.unwrap_or_else(|| panic!("renamed from Graph"));
+    assert_eq!(ada.id, pushed.id, "linked, not duplicated");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(2));
+
+    let full = p.run(Request { full: true, allow_deletions: false }).await;
+    assert_eq!((full.result.as_str(), full.counts.deleted), ("ok", 0), "{full:?}");
+    assert!(p.dir.get(&p.tenant.id, Kind::User, &own.id).await.is_ok(), "a user not from Graph is never deleted");
+}
+
+/// GIVEN throttling (429 with Retry-After, 503), a request that times out,
+/// then an expired delta link (410 Gone, and 400 syncStateNotFound) THEN
+/// each is retried or resynchronised, and the pulls succeed.
+pub(crate) async fn graph_faults_are_retried_or_resynchronised(t: TestTable) {
+    let p = connected(t).await;
+    p.fake.put_user(graph_user("g1", "Ola", "Nordmann", "ola@contoso.com", "Oslo", "Nurse"));
+    p.fake.fail_next(&[
+        Fault::Status { status: 429, retry_after: Some(1) },
+        Fault::Status { status: 503, retry_after: None },
+        Fault::Delay(Duration::from_millis(1500)),
+    ]);
+    let run = p.run(Request::default()).await;
+    assert_eq!((run.result.as_str(), run.counts.created, run.counts.throttled), ("ok", 1, 3), "{run:?}");
+
+    for as_gone in [true, false] {
+        p.fake.expire_delta_tokens(as_gone);
+        p.fake.put_user(graph_user("g2", "Kari", "Nordmann", "kari@contoso.com", "Oslo", "Nurse"));
+        let resynced = p.run(Request::default()).await;
+        assert_eq!(resynced.result, "ok", "{resynced:?}");
+        assert!(p.scim_user("kari@contoso.com").await.is_some());
+        assert_eq!(resynced.counts.deleted, 0);
+    }
+    let still = p.fake.selects().len();
+    assert_eq!(still, 3, "each expiry started a full round: {:?}", p.fake.selects());
+}
+
+/// GIVEN a tenant whose Graph users all vanish WHEN the delta round reports
+/// every one removed THEN nothing is deleted, the run is held for review,
+/// and scheduled runs do nothing; an operator's full round with
+/// `--allow-deletions` applies them.
+pub(crate) async fn graph_deletion_guard_holds_mass_deletions(t: TestTable) {
+    let p = connected(t).await;
+    for i in 0..10 {
+        p.fake.put_user(graph_user(&format!("g{i}"), "Per", "Hansen", &format!("per{i}@contoso.com"), "Oslo", "Nurse"));
+    }
+    assert_eq!(p.run(Request::default()).await.counts.created, 10);
+    for i in 0..10 {
+        p.fake.remove_user(&format!("g{i}"));
+    }
+    let held = p.run(Request::default()).await;
+    assert_eq!((held.result.as_str(), held.counts.deleted), ("held", 0), "{held:?}");
+    assert!(held.error.as_deref().is_some_and(|e| e.contains("--allow-deletions")), "{held:?}");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(10));
+
+    let step = GraphPull { secrets: Arc::new(p.secrets.clone()), endpoints: p.endpoints.clone() };
+    let scheduled = job::run(&p.dir, &[&step], &|| false).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scheduled.failures.len(), 1, "held is reported (and alarms): {scheduled:?}");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(10), "still nothing deleted");
+
+    let confirmed = p.run(Request { full: true, allow_deletions: true }).await;
+    assert_eq!((confirmed.result.as_str(), confirmed.counts.deleted), ("ok", 10), "{confirmed:?}");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(0));
+}
+
+/// GIVEN 30 users served 10 a page WHEN a run's budget ends after its
+/// first page THEN it stops in progress, and the next run resumes at the
+/// next link and finishes: every user pulled once.
+pub(crate) async fn a_graph_pull_cut_off_resumes_at_its_next_link(t: TestTable) {
+    let p = connected(t).await;
+    for i in 0..30 {
+        p.fake.put_user(graph_user(
+            &format!("g{i:02}"),
+            "Liv",
+            "Berg",
+            &format!("liv{i}@contoso.com"),
+            "Oslo",
+            "Nurse",
+        ));
+    }
+    p.fake.set_page_size(10);
+    let asked = AtomicUsize::new(0);
+    let one_page = || asked.fetch_add(1, Ordering::SeqCst) >= 1;
+    let cut = sync::pull(&p.dir, &p.secrets, &p.endpoints, &p.tenant, Request::default(), &one_page).await;
+    let cut = cut.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("enabled"));
+    assert_eq!((cut.result.as_str(), cut.counts.created), ("in_progress", 10), "{cut:?}");
+    let rest = p.run(Request::default()).await;
+    assert_eq!((rest.result.as_str(), rest.counts.created, rest.counts.pages), ("ok", 30, 3), "{rest:?}");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(30));
+    assert_eq!(p.fake.selects().len(), 1, "one round, resumed");
+}
+
+/// GIVEN each way Microsoft Entra ID refuses an app's credentials WHEN a
+/// pull runs THEN it fails with what the admin must do, told apart by the
+/// platform's error codes (and, for a 403, by the token's permissions).
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_refused_credentials_say_what_to_fix() {
+    let p = connected(fresh_table(Adapter::Embedded).await).await;
+    p.fake.put_user(graph_user("g1", "Ola", "Nordmann", "ola@contoso.com", "Oslo", "Nurse"));
+    let cases: [(Option<u64>, &[&str], &str); 5] = [
+        (Some(7_000_215), &["User.Read.All"], "secret is wrong"),
+        (Some(7_000_222), &["User.Read.All"], "secret has expired"),
+        (Some(65_001), &["User.Read.All"], "Grant admin consent"),
+        (None, &[], "Grant admin consent"),
+        (None, &["Group.Read.All"], "User.Read.All"),
+    ];
+    for (code, roles, says) in cases {
+        p.fake.refuse_tokens_with(code);
+        p.fake.grant_roles(roles);
+        let run = p.run(Request::default()).await;
+        let error = run.error.clone().unwrap_or_default();
+        assert_eq!(run.result, "failed", "{code:?} {roles:?}");
+        assert!(error.contains(says), "{code:?} {roles:?}: {error}");
+        assert!(!error.contains(SECRET), "the secret is never in a message");
+    }
+    p.fake.refuse_tokens_with(None);
+    p.fake.grant_roles(&["User.Read.All"]);
+    assert_eq!(p.run(Request::default()).await.counts.created, 1, "works once fixed");
+    let status = state::state(&p.dir, &p.tenant.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!serde_json::to_string(&status).unwrap_or_default().contains(SECRET), "nor in the stored state");
+}
