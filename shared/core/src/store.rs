@@ -262,3 +262,39 @@ impl<T: Table + ?Sized> Table for std::sync::Arc<T> {
         (**self).query(query).await
     }
 }
+
+/// Items one page reads unless a caller asks for fewer.
+pub const PAGE_ITEMS: usize = 1000;
+
+/// The one "read until the last page" loop: a query's pages, in order.
+pub struct Pages<'a> {
+    table: &'a dyn Table,
+    query: Query,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    /// The pages of `query` (its `limit` is set per page).
+    pub fn new(table: &'a dyn Table, query: Query) -> Self {
+        Self { table, query, done: false }
+    }
+
+    /// The next page of up to [`PAGE_ITEMS`] items, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<Item>>, StoreError> {
+        self.next_at_most(PAGE_ITEMS).await
+    }
+
+    /// The next page of up to `limit` items (a read budget's remainder).
+    pub async fn next_at_most(&mut self, limit: usize) -> Result<Option<Vec<Item>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.query.limit = limit.min(PAGE_ITEMS);
+        let page = self.table.query(&self.query).await?;
+        match &page.next {
+            Some(next) => self.query.start_after = Some(next.clone()),
+            None => self.done = true,
+        }
+        Ok(Some(page.items))
+    }
+}

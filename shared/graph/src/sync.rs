@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 use lockstep_core::secrets::SecretStore;
-use lockstep_core::store::{Cond, Item, Query, SortKey, Write};
+use lockstep_core::store::{Cond, Item, MAX_BATCH_WRITES, Pages, Query, SortKey, Write};
 use lockstep_core::{Directory, Pulled, Tenant, model};
 use serde_json::json;
 
@@ -51,8 +51,11 @@ pub async fn pull(
     }
     let mut st = state::state(dir, t).await?;
     if request.full {
+        // A full round starts over: what a round in progress noted goes.
+        if let Some(old) = st.round.take() {
+            forget_round(dir, tenant, &old.id).await?;
+        }
         st.full_requested = true;
-        st.round = None;
         st.held = None;
         st.allow_deletions = request.allow_deletions;
     }
@@ -234,40 +237,36 @@ async fn pull_one(
     }
 }
 
-/// The ids a round noted, of one kind (`SEEN`, `GONE`).
+/// The ids a round noted as seen, and as removed.
 async fn noted(
     dir: &Directory,
     tenant: &Tenant,
     round: &str,
 ) -> lockstep_core::Result<(BTreeSet<String>, BTreeSet<String>)> {
     let (mut seen, mut gone) = (BTreeSet::new(), BTreeSet::new());
-    let mut query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 1000);
-    loop {
-        let page = dir.table().query(&query).await?;
-        for item in &page.items {
+    let query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 0);
+    let mut pages = Pages::new(dir.table().as_ref(), query);
+    while let Some(items) = pages.next().await? {
+        for item in &items {
             let ids: Vec<String> =
                 serde_json::from_str(&item.data).map_err(|e| lockstep_core::Error::corrupt(&item.key(), e))?;
             if item.sk.starts_with("SEEN#") { seen.extend(ids) } else { gone.extend(ids) }
         }
-        match page.next {
-            Some(n) => query.start_after = Some(n),
-            None => return Ok((seen, gone)),
-        }
     }
+    Ok((seen, gone))
 }
 
+/// Delete what a round noted.
 async fn forget_round(dir: &Directory, tenant: &Tenant, round: &str) -> lockstep_core::Result<()> {
-    let query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 1000);
-    loop {
-        let page = dir.table().query(&query).await?;
-        if page.items.is_empty() {
-            return Ok(());
-        }
-        for chunk in page.items.chunks(lockstep_core::store::MAX_BATCH_WRITES) {
+    let query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 0);
+    let mut pages = Pages::new(dir.table().as_ref(), query);
+    while let Some(items) = pages.next().await? {
+        for chunk in items.chunks(MAX_BATCH_WRITES) {
             let deletes = chunk.iter().map(|i| Write::Delete { key: i.key(), cond: Cond::Always }).collect();
             dir.table().batch_write(deletes).await?;
         }
     }
+    Ok(())
 }
 
 /// The end of a round: soft-delete what the directory removed (and, after

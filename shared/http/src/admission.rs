@@ -33,6 +33,7 @@ use tracing::Instrument;
 use crate::context::Admitted;
 use crate::error::ApiError;
 use crate::state::App;
+use crate::urls::is_host;
 
 /// How much of a refused request's body is read (and dropped) so that the
 /// connection stays usable; a larger body closes the connection instead.
@@ -50,35 +51,6 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn scim_tenant(path: &str) -> Option<&str> {
     let (tenant, rest) = path.strip_prefix('/')?.split_once('/')?;
     (rest == "scim/v2" || rest.starts_with("scim/v2/")).then_some(tenant)
-}
-
-/// Whether `host` is a host name or address with an optional port: what a
-/// `Host` or `X-Forwarded-Host` header may hold before it is written into
-/// `Location` headers.
-pub fn is_host(host: &str) -> bool {
-    let (name, port) = match host.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, rest)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => (None, rest.strip_prefix(':')),
-            _ => return false,
-        },
-        None => match host.rsplit_once(':') {
-            Some((name, port)) => (Some(name), Some(port)),
-            None => (Some(host), None),
-        },
-    };
-    let name_ok = name.is_none_or(|n| {
-        !n.is_empty()
-            && n.len() <= 253
-            && n.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
-    });
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
-    name_ok && port_ok
 }
 
 /// The header rules every request meets, wherever it is served.
@@ -226,28 +198,5 @@ mod tests {
         assert_eq!(scim_tenant("/acme/scim/v2x"), None);
         assert_eq!(scim_tenant("/acme/other"), None);
         assert_eq!(scim_tenant("/favicon.ico"), None);
-    }
-
-    #[test]
-    fn hosts_are_names_or_addresses_with_a_port() {
-        for ok in ["localhost", "localhost:8080", "scim.example.com", "127.0.0.1:9", "[::1]:8080", "[::1]", "a-b.c"] {
-            assert!(is_host(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "evil.example/path",
-            "javascript://x",
-            "a b",
-            "a:99999",
-            "a:",
-            "[zz]:1",
-            "-a.com",
-            "a..com",
-            "x\"y",
-            "a@b",
-            "host:80:80",
-        ] {
-            assert!(!is_host(bad), "{bad}");
-        }
     }
 }

@@ -4,70 +4,16 @@
 //! Tenants and their token sets are cached for a bounded time, so a revoked
 //! token stops working within that time and most requests read nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use http::header;
 use http::request::Parts;
-use lockstep_core::tokens::{Refusal, TokenSet, TokenStore, Unauthorized};
-use lockstep_core::{Tenant, TenantId};
+use lockstep_core::TenantId;
+use lockstep_core::tokens::{Refusal, Unauthorized};
 use scim_protocol::ScimError;
 
 use crate::context::{Admitted, Authenticated, RequestCtx};
 use crate::error::ApiError;
 use crate::extract::client_ip;
 use crate::state::App;
-
-/// A tenant and its tokens, as cached.
-struct Entry {
-    loaded: Instant,
-    tenant: Option<Tenant>,
-    tokens: TokenSet,
-}
-
-pub struct TenantCache {
-    store: Arc<dyn TokenStore>,
-    ttl: Duration,
-    // A plain mutex: it is held for a map lookup or insert, never across an await.
-    entries: Mutex<HashMap<TenantId, Arc<Entry>>>,
-}
-
-impl TenantCache {
-    pub fn new(store: Arc<dyn TokenStore>, ttl: Duration) -> Self {
-        Self { store, ttl, entries: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn store(&self) -> &Arc<dyn TokenStore> {
-        &self.store
-    }
-
-    /// The map, even if a thread panicked while holding it: every write
-    /// is a single insert or retain, so it is never left half-changed.
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<Entry>>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    async fn get(&self, app: &App, id: &TenantId) -> Result<Arc<Entry>, ApiError> {
-        let cached = self.entries().get(id).filter(|e| e.loaded.elapsed() < self.ttl).cloned();
-        if let Some(e) = cached {
-            return Ok(e);
-        }
-        let (tenant, tokens) = tokio::join!(app.directory.tenant(id), self.store.load(id));
-        let entry = Arc::new(Entry {
-            loaded: Instant::now(),
-            tenant: tenant?,
-            tokens: tokens.map_err(lockstep_core::Error::from)?,
-        });
-        let mut entries = self.entries();
-        // Bounded: a flood of made-up tenant ids must not grow it forever.
-        if entries.len() >= 10_000 {
-            entries.retain(|_, e| e.loaded.elapsed() < self.ttl);
-        }
-        entries.insert(id.clone(), Arc::clone(&entry));
-        Ok(entry)
-    }
-}
 
 /// The one answer for a wrong tenant and for a wrong token, so that a
 /// caller cannot tell which tenants exist.
@@ -85,7 +31,7 @@ pub async fn authenticate(app: &App, req: &Parts, tenant: &str) -> Result<Admitt
     let unauthorized = |why: &str| ApiError(ScimError::unauthorized(why));
     let token = bearer(req).ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
     let id = TenantId::parse(tenant).map_err(|_| unauthorized(UNKNOWN_TENANT_OR_TOKEN))?;
-    let entry = app.tenants.get(app, &id).await?;
+    let entry = app.tenants.get(&app.directory, &id).await?;
     let Some(tenant) = entry.tenant.clone() else {
         return Err(unauthorized(UNKNOWN_TENANT_OR_TOKEN));
     };
@@ -100,6 +46,6 @@ pub async fn authenticate(app: &App, req: &Parts, tenant: &str) -> Result<Admitt
     };
     // Everything logged while serving the request names the tenant and token.
     let span = crate::logging::authenticated_span(req, id.as_str(), &token_id);
-    let base_url = app.base_url(req, &id);
+    let base_url = crate::extract::base_url(app, req, &id);
     Ok(Admitted { ctx: RequestCtx { tenant, base_url }, who: Authenticated { tenant: id, token: token_id }, span })
 }

@@ -11,11 +11,13 @@ use http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
+use lockstep_core::TenantId;
 use scim_protocol::ScimError;
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::state::App;
+use crate::urls::is_host;
 
 /// A JSON request body, `application/scim+json` or `application/json`.
 pub struct ScimJson(pub Value);
@@ -76,12 +78,45 @@ pub fn client_ip(app: &App, req: &Parts) -> Option<IpAddr> {
         return ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
     }
     let peer = crate::server::peer(req)?.ip();
-    if !app.is_trusted_proxy(req) {
+    if !is_trusted_proxy(app, req) {
         return Some(peer);
     }
     let forwarded = req.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
     let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
     hops.into_iter().rev().find(|ip| !app.trusted_proxies.iter().any(|net| net.contains(ip))).or(Some(peer))
+}
+
+/// Whether the connection itself comes from a trusted proxy.
+pub(crate) fn is_trusted_proxy(app: &App, req: &Parts) -> bool {
+    !app.trusted_proxies.is_empty()
+        && crate::server::peer(req).is_some_and(|peer| app.trusted_proxies.iter().any(|net| net.contains(&peer.ip())))
+}
+
+/// The tenant's SCIM base URL as the client reached it: the configured
+/// public URL; in Lambda, API Gateway's domain over https; behind a
+/// trusted proxy, the host and scheme it forwards; otherwise the Host
+/// header over http. Only http and https, and only host names, are
+/// ever written into a URL.
+pub(crate) fn base_url(app: &App, req: &Parts, tenant: &TenantId) -> String {
+    if let Some(url) = &app.public_url {
+        return format!("{url}/{tenant}/scim/v2");
+    }
+    let headers = &req.headers;
+    let text = |name: &str| headers.get(name).and_then(|h| h.to_str().ok()).map(str::trim);
+    let (mut scheme, mut host) = ("http", text(http::header::HOST.as_str()));
+    if let Some(domain) = api_gateway_domain(req) {
+        (scheme, host) = ("https", Some(domain));
+    } else if is_trusted_proxy(app, req) {
+        if let Some(forwarded) = text("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim) {
+            host = Some(forwarded);
+        }
+        // Any other forwarded scheme than https leaves http.
+        if text("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https")) {
+            scheme = "https";
+        }
+    }
+    let host = host.filter(|h| is_host(h)).unwrap_or("localhost");
+    format!("{scheme}://{host}/{tenant}/scim/v2")
 }
 
 /// The domain API Gateway served the request on, in Lambda.

@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cache;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -18,9 +19,11 @@ pub mod logging;
 mod render;
 pub mod server;
 pub mod state;
+pub mod urls;
 
 pub use context::RequestCtx;
-pub use state::{App, TENANT_CACHE_TTL, public_origin};
+pub use state::{App, TENANT_CACHE_TTL};
+pub use urls::public_origin;
 
 use std::sync::Arc;
 

@@ -13,6 +13,8 @@ use http::HeaderValue;
 use serde::Serialize;
 use tracing::Instrument;
 
+pub use crate::state::Metrics;
+
 use crate::context::Authenticated;
 use crate::extract::{client_request_id, request_id};
 use crate::state::App;
@@ -58,16 +60,6 @@ pub fn route_of(path: &str) -> String {
         Some(".search") => format!("/{resource}/.search"),
         Some(_) => format!("/{resource}/{{id}}"),
     }
-}
-
-/// Where the request line's metrics go: CloudWatch's Embedded Metric
-/// Format, when running in Lambda.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metrics {
-    pub namespace: String,
-    /// The deployment stage (`production`, `sandbox`): a dimension of
-    /// every metric, so stacks in one account stay apart.
-    pub stage: String,
 }
 
 /// What one request did.

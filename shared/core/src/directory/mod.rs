@@ -30,7 +30,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::cursor::CursorKey;
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
-use crate::store::{Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, Page, Query, SortKey, Table, Write};
+use crate::store::{Item, Key, MAX_BATCH_GETS, MAX_BATCH_WRITES, PAGE_ITEMS, Pages, Query, SortKey, Table, Write};
 use crate::tenant::TenantId;
 
 pub use claims::MAX_WORK_EMAILS;
@@ -221,43 +221,7 @@ impl Directory {
 
     /// The pages of a query, read one at a time.
     fn pages(&self, query: Query) -> Pages<'_> {
-        Pages { table: self.table.as_ref(), query, done: false }
-    }
-}
-
-/// The one "read until the last page" loop: a query's pages, in order.
-struct Pages<'a> {
-    table: &'a dyn Table,
-    query: Query,
-    done: bool,
-}
-
-/// Items one page reads unless a caller asks for fewer.
-const PAGE_ITEMS: usize = 1000;
-
-impl Pages<'_> {
-    /// The next page of up to [`PAGE_ITEMS`] items, `None` after the last.
-    async fn next(&mut self) -> Result<Option<Vec<Item>>> {
-        self.next_at_most(PAGE_ITEMS).await
-    }
-
-    /// The next page of up to `limit` items (a read budget's remainder).
-    async fn next_at_most(&mut self, limit: usize) -> Result<Option<Vec<Item>>> {
-        Ok(self.next_page(limit).await?.map(|page| page.items))
-    }
-
-    /// The next page with its continuation key, for callers that keep it.
-    async fn next_page(&mut self, limit: usize) -> Result<Option<Page>> {
-        if self.done {
-            return Ok(None);
-        }
-        self.query.limit = limit.min(PAGE_ITEMS);
-        let page = self.table.query(&self.query).await?;
-        match &page.next {
-            Some(next) => self.query.start_after = Some(next.clone()),
-            None => self.done = true,
-        }
-        Ok(Some(page))
+        Pages::new(self.table.as_ref(), query)
     }
 }
 
