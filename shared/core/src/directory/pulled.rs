@@ -106,7 +106,6 @@ impl Directory {
     }
 
     async fn update_pulled(&self, tenant: &Tenant, user_id: &str, attrs: &Object) -> Result<Pulled> {
-        let before = self.get(&tenant.id, Kind::User, user_id).await?.version;
         let merged = |current: &Object| {
             let mut next = current.clone();
             for (k, v) in attrs {
@@ -114,8 +113,8 @@ impl Directory {
             }
             Ok((next, Default::default()))
         };
-        let after = self.update(tenant, Kind::User, user_id, None, merged).await?;
-        Ok(if after.version == before { Pulled::Unchanged } else { Pulled::Updated })
+        let (_, wrote) = self.update_telling(tenant, Kind::User, user_id, None, merged).await?;
+        Ok(if wrote { Pulled::Updated } else { Pulled::Unchanged })
     }
 
     /// A user the directory removed: soft-deleted (as a `DELETE` would) and

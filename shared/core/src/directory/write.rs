@@ -213,6 +213,19 @@ impl Directory {
         if_match: Option<&str>,
         change: impl Fn(&Object) -> Result<(Object, MemberChanges)>,
     ) -> Result<Stored> {
+        self.update_telling(tenant, kind, id, if_match, change).await.map(|(stored, _)| stored)
+    }
+
+    /// [`Directory::update`], also telling whether anything was written (a
+    /// change that changes nothing writes nothing).
+    pub(super) async fn update_telling(
+        &self,
+        tenant: &Tenant,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+        change: impl Fn(&Object) -> Result<(Object, MemberChanges)>,
+    ) -> Result<(Stored, bool)> {
         let t = &tenant.id;
         let key = model::resource(t.as_str(), kind, id);
         for attempt in 0..UPDATE_ATTEMPTS {
@@ -260,7 +273,8 @@ impl Directory {
             }
             let deactivated =
                 before.get("active") != Some(&Value::Bool(false)) && after.get("active") == Some(&Value::Bool(false));
-            let stored = if !rewrite && member_changes.is_empty() { current } else { self.get(t, kind, id).await? };
+            let wrote = rewrite || !member_changes.is_empty();
+            let stored = if wrote { self.get(t, kind, id).await? } else { current };
             if kind == Kind::User && deactivated {
                 match tenant.settings.deactivation {
                     Deactivation::Disable => {}
@@ -272,7 +286,7 @@ impl Directory {
                     Deactivation::SoftDelete => self.retire(tenant, kind, id, None, Retirement::Deactivated).await?,
                 }
             }
-            return Ok(stored);
+            return Ok((stored, wrote));
         }
         Err(too_busy("update"))
     }
@@ -291,9 +305,9 @@ impl Directory {
                 for item in &items {
                     report.checked += 1;
                     let same = |current: &Object| Ok((current.clone(), MemberChanges::default()));
-                    match self.update(tenant, kind, &item.sk, None, same).await {
-                        Ok(s) if s.version != item.version => report.rewritten += 1,
-                        Ok(_) => {}
+                    match self.update_telling(tenant, kind, &item.sk, None, same).await {
+                        Ok((_, true)) => report.rewritten += 1,
+                        Ok((_, false)) => {}
                         Err(e) if !e.is_server_error() => {
                             report.refused.push((item.sk.clone(), ScimError::from(e).detail));
                         }
