@@ -287,7 +287,6 @@ async fn finish_round(
         .filter(|(graph_id, _)| gone.contains(*graph_id) || (round.full && !seen.contains(*graph_id)))
         .collect();
     deletions.sort();
-    forget_round(dir, tenant, &round.id).await?;
     let allowed = u64::from(connection.max_delete_percent) * (links.len() as u64);
     if (deletions.len() as u64) * 100 > allowed && !round.allow_deletions {
         let why = format!(
@@ -299,16 +298,20 @@ async fn finish_round(
             tenant.id
         );
         tracing::warn!(tenant = %tenant.id, deletions = deletions.len(), "graph pull: deletions held for review");
+        forget_round(dir, tenant, &round.id).await?;
         st.held = Some(why.clone());
         st.round = None;
         st.full_requested = true;
         return Ok(LastRun { at: now(), result: "held".into(), counts: round.counts, error: Some(why) });
     }
+    // What the round noted goes only after the deletions: a run that fails
+    // among them resumes at the round's last page and finds it all again.
     for (graph_id, user_id) in deletions {
         if dir.remove_pulled(tenant, graph_id, user_id).await? {
             round.counts.deleted += 1;
         }
     }
+    forget_round(dir, tenant, &round.id).await?;
     st.delta_link = Some(delta_link);
     st.round = None;
     st.full_requested = false;
