@@ -45,7 +45,7 @@ fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 echo "== cargo lambda build --release --arm64"
 cargo lambda build --release --arm64 --locked -p lockstep-functions
-for f in users groups discovery; do
+for f in users groups discovery job; do
   bootstrap="${CARGO_TARGET_DIR:-target}/lambda/$f/bootstrap"
   test -x "$bootstrap" || { echo "missing $bootstrap" >&2; exit 1; }
   # ELF e_machine 0xB7 is AArch64.

@@ -78,12 +78,7 @@ async fn connect(backend: &Backend, args: ConnectArgs) -> anyhow::Result<Report>
         units: args.units,
         user_types: args.user_types,
     };
-    mapping.check().map_err(|e| anyhow!("{e}"))?;
-    if args.max_delete_percent > 100 {
-        bail!("--max-delete-percent is a share of the users, 0 to 100");
-    }
     expiry_date(&args.secret_expires)?;
-    let secret = read_secret()?;
     let connection = Connection {
         name: args.name,
         directory_id: args.directory_id.trim().to_string(),
@@ -93,6 +88,8 @@ async fn connect(backend: &Backend, args: ConnectArgs) -> anyhow::Result<Report>
         mapping,
         max_delete_percent: args.max_delete_percent,
     };
+    connection.check().map_err(|e| anyhow!("{e}"))?;
+    let secret = read_secret()?;
     backend.secrets.put(&tenant.id, SECRET_NAME, &secret).await.map_err(|e| anyhow!("storing the secret: {e}"))?;
     state::save_connection(&backend.directory, &tenant.id, &connection).await.map_err(|e| anyhow!("{e}"))?;
     Ok(Report {

@@ -1183,6 +1183,23 @@ fn graph_commands_and_the_pull_never_show_the_secret() {
     assert!(!ok && err.contains("cannot both come from"), "{err}");
     let (ok, _, err) = connect(&["--unit-field", "department", "--user-types-field", "jobTitle"], "");
     assert!(!ok && err.contains("standard input"), "{err}");
+    let hostile = [
+        "graph",
+        "connect",
+        "acme",
+        "--directory-id",
+        "evil.example/#",
+        "--client-id",
+        "client-id",
+        "--secret-expires",
+        "2027-01-01",
+        "--unit-field",
+        "city",
+        "--user-types-field",
+        "state",
+    ];
+    let (ok, _, err) = lockstep_with(dir.path(), &hostile, &env, SECRET);
+    assert!(!ok && err.contains("not a Directory (tenant) id"), "an id that would change the token URL: {err}");
     let (ok, out, err) = connect(&["--unit-field", "department", "--user-types-field", "jobTitle"], SECRET);
     assert!(ok, "{err}");
     let mut printed = vec![out, err];

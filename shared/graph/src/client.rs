@@ -219,6 +219,9 @@ impl GraphClient {
 
     /// A token, from the cache until shortly before it expires.
     pub async fn token(&self) -> Result<String, GraphError> {
+        if !is_platform_id(&self.credentials.directory_id) {
+            return Err(GraphError::Refused(Refusal::UnknownDirectory));
+        }
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.until) {
             return Ok(t.token.clone());
@@ -327,6 +330,13 @@ impl GraphClient {
         let roles = token_roles(token);
         if roles.is_empty() { Refusal::NoAdminConsent } else { Refusal::PermissionMissing }
     }
+}
+
+/// Whether `id` can be a directory (tenant) or application (client) id:
+/// a GUID, or for a directory a domain (`contoso.onmicrosoft.com`). The
+/// directory id goes into the token URL's path, so nothing else may.
+pub fn is_platform_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The `roles` claim of an access token (read for the message only; the

@@ -8,6 +8,7 @@ use lockstep_core::{Directory, TenantId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::client::is_platform_id;
 use crate::mapping::Mapping;
 
 /// The secret store name of the client secret.
@@ -35,6 +36,25 @@ pub struct Connection {
     /// Graph users deletes nothing and holds for review.
     #[serde(default = "default_max_delete_percent")]
     pub max_delete_percent: u8,
+}
+
+impl Connection {
+    /// What a connection must be before it is stored: ids the identity
+    /// platform's URLs can carry (a directory id may be a GUID or a domain
+    /// such as `contoso.onmicrosoft.com`), a share for the guard, and a
+    /// mapping with two different fields.
+    pub fn check(&self) -> Result<(), String> {
+        if !is_platform_id(&self.directory_id) {
+            return Err(format!("'{}' is not a Directory (tenant) id: a GUID or a domain name", self.directory_id));
+        }
+        if !is_platform_id(&self.client_id) {
+            return Err(format!("'{}' is not an Application (client) id: a GUID", self.client_id));
+        }
+        if self.max_delete_percent > 100 {
+            return Err("the deletion guard is a share of the users, 0 to 100 percent".into());
+        }
+        self.mapping.check()
+    }
 }
 
 fn default_max_delete_percent() -> u8 {
@@ -152,4 +172,41 @@ pub async fn state(dir: &Directory, t: &TenantId) -> lockstep_core::Result<SyncS
 
 pub async fn save_state(dir: &Directory, t: &TenantId, s: &SyncState) -> lockstep_core::Result<()> {
     save(dir, model::graph_state(t.as_str()), s).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{SourceField, UserNameSource};
+
+    fn connection() -> Connection {
+        Connection {
+            name: "Contoso".into(),
+            directory_id: "8d9e3a1f-0000-4000-8000-00000000d1d1".into(),
+            client_id: "2b6c0f9e-0000-4000-8000-00000000c11e".into(),
+            secret_expires: "2027-06-30".into(),
+            enabled: true,
+            mapping: Mapping {
+                user_name_from: UserNameSource::UserPrincipalName,
+                unit_field: SourceField::Department,
+                user_types_field: SourceField::JobTitle,
+                units: Vec::new(),
+                user_types: Vec::new(),
+            },
+            max_delete_percent: 20,
+        }
+    }
+
+    #[test]
+    fn connections_carry_only_ids_a_url_can_hold() {
+        assert!(connection().check().is_ok());
+        assert!(Connection { directory_id: "contoso.onmicrosoft.com".into(), ..connection() }.check().is_ok());
+        for bad in ["", "a/b", "x?y=1", "evil.example/#", "a b", "..%2f", &"a".repeat(101)] {
+            assert!(Connection { directory_id: bad.into(), ..connection() }.check().is_err(), "{bad}");
+            assert!(Connection { client_id: bad.into(), ..connection() }.check().is_err(), "{bad}");
+        }
+        assert!(Connection { max_delete_percent: 101, ..connection() }.check().is_err());
+        let same = Mapping { user_types_field: SourceField::Department, ..connection().mapping };
+        assert!(Connection { mapping: same, ..connection() }.check().is_err());
+    }
 }
