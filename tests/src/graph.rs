@@ -49,7 +49,6 @@ struct FakeState {
     rounds: BTreeMap<String, Arc<Vec<Arc<Value>>>>,
     faults: VecDeque<Fault>,
     token_requests: usize,
-    graph_requests: usize,
     selects: Vec<String>,
 }
 
@@ -150,10 +149,6 @@ impl FakeGraph {
         self.with(|s| s.token_requests)
     }
 
-    pub fn graph_requests(&self) -> usize {
-        self.with(|s| s.graph_requests)
-    }
-
     /// The `$select` of every round started.
     pub fn selects(&self) -> Vec<String> {
         self.with(|s| s.selects.clone())
@@ -200,7 +195,6 @@ async fn delta(
 ) -> Response {
     let fault = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        s.graph_requests += 1;
         s.faults.pop_front()
     };
     match fault {

@@ -29,7 +29,7 @@ use super::{Directory, Member, Stored, too_busy};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::retry;
-use crate::store::{Cond, Index, Item, Key, Query, SortKey, StoreError, Write};
+use crate::store::{Cond, Index, Item, Query, SortKey, StoreError, Write};
 use crate::tenant::{Tenant, TenantId};
 
 /// Why a user or group left the directory's view.
@@ -205,8 +205,7 @@ impl Directory {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.sweep_memberships(t, kind, id, clear_members).await?;
-            self.table.write(Write::Delete { key: model::sweep(t.as_str(), kind, id), cond: Cond::Always }).await?;
+            self.finish_cleanup(t, kind, id, clear_members).await?;
             return Ok(());
         }
         Err(too_busy("delete"))
@@ -260,6 +259,13 @@ impl Directory {
         Ok(())
     }
 
+    /// The cleanup a sweep marker stands for, then the marker.
+    async fn finish_cleanup(&self, t: &TenantId, kind: Kind, id: &str, clear_members: bool) -> Result<()> {
+        self.sweep_memberships(t, kind, id, clear_members).await?;
+        self.table.write(Write::Delete { key: model::sweep(t.as_str(), kind, id), cond: Cond::Always }).await?;
+        Ok(())
+    }
+
     /// Finish the cleanup a sweep marker records, if there is one; says
     /// whether there was.
     async fn finish_sweep(&self, t: &TenantId, kind: Kind, id: &str) -> Result<bool> {
@@ -269,8 +275,7 @@ impl Directory {
         let key = model::sweep(t.as_str(), kind, id);
         let Some(item) = self.table.get(&key).await? else { return Ok(false) };
         let record: SweepRecord = serde_json::from_str(&item.data).map_err(|e| Error::corrupt(&key, e))?;
-        self.sweep_memberships(t, kind, id, record.clear_members).await?;
-        self.table.write(Write::Delete { key, cond: Cond::Always }).await?;
+        self.finish_cleanup(t, kind, id, record.clear_members).await?;
         Ok(true)
     }
 
@@ -287,7 +292,9 @@ impl Directory {
                     serde_json::from_str(&item.data).map_err(|e| Error::corrupt(&item.key(), e))?;
                 let Some((kind, id)) = item.sk.split_once('#') else { continue };
                 let Some(kind) = Kind::from_key_name(kind) else { continue };
-                if record.at <= cutoff && self.finish_sweep(t, kind, id).await? {
+                // The marker was just read: its cleanup needs no second read.
+                if record.at <= cutoff {
+                    self.finish_cleanup(t, kind, id, record.clear_members).await?;
                     finished += 1;
                 }
             }
@@ -458,7 +465,7 @@ impl Directory {
             Err(StoreError::ConditionFailed { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        self.finish_sweep(t, kind, id).await?;
+        self.finish_cleanup(t, kind, id, true).await?;
         Ok(true)
     }
 }
@@ -477,11 +484,4 @@ fn retired_of(kind: Kind, item: &Item) -> Result<Retired> {
         item_version: item.version,
         live_version: record.version,
     })
-}
-
-impl Retired {
-    /// The item key, for tests that count what a purge leaves.
-    pub fn key(&self, t: &TenantId) -> Key {
-        model::retired(t.as_str(), self.kind, &self.id)
-    }
 }

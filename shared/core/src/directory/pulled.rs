@@ -49,7 +49,7 @@ impl Directory {
     }
 
     /// Live users whose work email is `email` (case-insensitively).
-    pub async fn users_with_work_email(&self, t: &TenantId, email: &str) -> Result<Vec<Stored>> {
+    async fn users_with_work_email(&self, t: &TenantId, email: &str) -> Result<Vec<Stored>> {
         self.lookup(t, Kind::User, &IndexedEq { attr: IndexedAttr::WorkEmail, value: email.to_string() }).await
     }
 
