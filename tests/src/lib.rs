@@ -303,6 +303,13 @@ pub struct TestTable {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestTable {
+    /// The embedded store's file; `None` on DynamoDB.
+    pub fn store_file(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("store.redb"))
+    }
+}
+
 pub async fn fresh_table(adapter: Adapter) -> TestTable {
     match adapter {
         Adapter::Embedded => {

@@ -236,6 +236,21 @@ pub struct ServeArgs {
     /// an idle kept-alive connection stays open).
     #[arg(long, default_value_t = 15)]
     pub header_timeout: u64,
+    /// The most connections from one address at once (trusted proxies
+    /// excepted); more are answered 503.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_peer: usize,
+    /// Seconds a new connection has to send its first byte.
+    #[arg(long, default_value_t = 5)]
+    pub first_byte_timeout: u64,
+    /// The most requests of one tenant in progress at once; more wait up
+    /// to 10 s for a place, then are answered 429.
+    #[arg(long, default_value_t = 8)]
+    pub max_requests_per_tenant: usize,
+    /// Seconds between log lines that count refused and timed-out
+    /// connections (one line per interval at most, only when there were some).
+    #[arg(long, default_value_t = 10)]
+    pub connection_report_secs: u64,
     /// A proxy (address or CIDR) whose X-Forwarded-Host, -Proto and -For
     /// headers are believed, such as the local end of a tunnel. Repeatable.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]

@@ -10,7 +10,8 @@ use lockstep_core::clock::SystemClock;
 use lockstep_core::tokens::{self};
 use lockstep_core::{Tenant, job};
 use lockstep_graph::GraphPull;
-use lockstep_http::server::{self, ServerLimits};
+use lockstep_http::fairness::TenantGates;
+use lockstep_http::server::{self, HeadLimits, ServerLimits};
 use lockstep_http::{App, Routes, logging, router};
 use serde_json::json;
 
@@ -126,18 +127,31 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
     stdout.flush()?;
 
     logging::init();
+    // The store is this process's alone (it is locked), so a delete left
+    // unfinished by a crash is finished now, before any request sees it.
+    let swept = job::sweep_all_now(&backend.directory).await.context("finishing unfinished deletes")?;
+    if swept > 0 {
+        tracing::info!(swept, "finished deletes left unfinished by the last run");
+    }
     let graph = GraphPull { secrets: Arc::clone(&backend.secrets), endpoints: backend.graph.clone() };
     let mut app = App::new(backend.directory, backend.tokens, Arc::new(SystemClock), backend.public_url);
-    app.trusted_proxies = trusted_proxies;
+    app.trusted_proxies = trusted_proxies.clone();
+    app.tenant_gates = TenantGates::new(args.max_requests_per_tenant, TenantGates::default().wait);
     let limits = ServerLimits {
         max_connections: args.max_connections.max(1),
+        max_connections_per_peer: args.max_connections_per_peer.max(1),
+        first_byte_timeout: Duration::from_secs(args.first_byte_timeout.max(1)),
         header_read_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        report_every: Duration::from_secs(args.connection_report_secs.max(1)),
+        head: HeadLimits { max_body: app.body_limit as u64, ..HeadLimits::default() },
         ..ServerLimits::default()
     };
     let app = Arc::new(app);
     if let Some(every) = args.job_interval.0 {
         tokio::spawn(run_job_every(Arc::clone(&app), graph, every));
     }
-    server::serve(listener, router(app, Routes::All), limits, shutdown_signal()).await.context("serving")?;
+    server::serve(listener, router(app, Routes::All), limits, trusted_proxies, shutdown_signal())
+        .await
+        .context("serving")?;
     Ok(Report { text: "Stopped.".into(), json: json!({ "stopped": true }) })
 }

@@ -874,6 +874,183 @@ fn hostile_connections_are_bounded() {
     }
 }
 
+/// A connection from another loopback address (`127.0.0.2`): another peer.
+fn connect_from(local: &str, host: &str) -> (TcpStream, BufReader<TcpStream>) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap_or_else(|e| panic!("{e}"));
+    let stream = rt
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(format!("{local}:0").parse().map_err(std::io::Error::other)?)?;
+            socket.connect(host.parse().map_err(std::io::Error::other)?).await
+        })
+        .unwrap_or_else(|e| panic!("connecting from {local}: {e}"));
+    let stream = stream.into_std().unwrap_or_else(|e| panic!("{e}"));
+    stream.set_nonblocking(false).unwrap_or_else(|e| panic!("{e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    let writer = stream.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    (writer, BufReader::new(stream))
+}
+
+/// One address cannot take every connection; a new connection that sends
+/// nothing is closed sooner than a kept-alive one; framing and codings
+/// the server does not take are refused at once; and every refusal at the
+/// connection level is counted in an aggregated log line.
+#[test]
+fn connections_are_shared_fairly_and_refusals_are_logged() {
+    let dir = data_dir();
+    let runner = serve(
+        dir.path(),
+        &[
+            "--max-connections-per-peer",
+            "4",
+            "--first-byte-timeout",
+            "1",
+            "--header-timeout",
+            "5",
+            "--connection-report-secs",
+            "1",
+        ],
+    );
+    let (host, path) = raw_target(&runner);
+    let token = runner.token();
+    let get =
+        format!("GET {path}/ServiceProviderConfig HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
+
+    // Four idle connections hold this address's places: a fifth is 503,
+    // while another address is served.
+    let idle: Vec<_> = (0..4).map(|_| connect(&host)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (_writer, mut reader) = connect(&host);
+    let refused = read_response(&mut reader);
+    assert!(refused.2.contains("this address"), "{}", refused.2);
+    assert_raw_scim_error("over the per-address limit", refused, 503);
+    let (mut writer, mut reader) = connect_from("127.0.0.2", &host);
+    writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read_response(&mut reader).0, 200, "another address is served meanwhile");
+
+    // The idle ones are closed after the first-byte timeout (1 s), not the
+    // header timeout (5 s), and the address may connect again.
+    let started = std::time::Instant::now();
+    let mut idle = idle;
+    for (_, reader) in &mut idle {
+        assert!(closed_within(reader, Duration::from_secs(4)), "a silent new connection stayed open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+    drop(idle);
+    // A kept-alive connection may stay idle longer than that.
+    let (mut writer, mut reader) = connect(&host);
+    writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read_response(&mut reader).0, 200);
+    std::thread::sleep(Duration::from_millis(2000));
+    writer.write_all(get.as_bytes()).unwrap_or_else(|e| panic!("kept-alive connection closed: {e}"));
+    assert_eq!(read_response(&mut reader).0, 200, "a kept-alive connection idle for 2 s is still open");
+
+    // Framing and codings: each refused at once, as a SCIM error.
+    let post = |extra: &str, body: &str| {
+        format!(
+            "POST {path}/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/scim+json\r\n{extra}\r\n{body}"
+        )
+    };
+    for (what, request, status) in [
+        (
+            "a head with bare LF line ends",
+            format!("GET {path}/Users HTTP/1.1\nHost: {host}\nAuthorization: Bearer {token}\n\n"),
+            400,
+        ),
+        ("Transfer-Encoding: chunked, chunked", post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"), 400),
+        ("Transfer-Encoding: gzip, chunked", post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"), 400),
+        ("a chunk larger than the body limit", post("Transfer-Encoding: chunked\r\n", "10000000\r\n{"), 413),
+        ("Content-Encoding: gzip", post("Content-Encoding: gzip\r\nContent-Length: 2\r\n", "{}"), 415),
+    ] {
+        let (mut writer, mut reader) = connect(&host);
+        let started = std::time::Instant::now();
+        writer.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_raw_scim_error(what, read_response(&mut reader), status);
+        assert!(started.elapsed() < Duration::from_secs(2), "{what}: answered after {:?}", started.elapsed());
+    }
+
+    // The refusals are in the log, aggregated per interval.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut counted = Value::Null;
+    while std::time::Instant::now() < deadline {
+        let logs = runner.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let lines: Vec<Value> = logs
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == "connections refused or timed out")
+            .collect();
+        if let Some(last) = lines.last() {
+            counted = serde_json::from_str(last["totals"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            if counted["head_refused"].as_u64() >= Some(4) && counted["first_byte_timeout"].as_u64() >= Some(4) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(counted["over_peer_limit"].as_u64() >= Some(1), "{counted}");
+    assert!(counted["first_byte_timeout"].as_u64() >= Some(4), "{counted}");
+    assert!(counted["head_refused"].as_u64() >= Some(4), "{counted}");
+}
+
+/// A delete cut off between removing the user and removing its
+/// memberships (a crash) is finished when the runner starts again, before
+/// any request sees the group.
+#[test]
+fn the_runner_finishes_unfinished_deletes_at_start() {
+    use lockstep_core::model;
+    use lockstep_core::store::{Cond, Item, Table, Write};
+    let dir = data_dir();
+    let (user, group) = {
+        let runner = serve(dir.path(), &["--job-interval", "off"]);
+        let user = id_of(&runner.call("POST", "/Users", Some(json!({ "schemas": [USER], "userName": "cut@x.io" }))));
+        let group = runner.call(
+            "POST",
+            "/Groups",
+            Some(json!({ "schemas": [GROUP], "displayName": "Cut", "members": [{ "value": user }] })),
+        );
+        (user, id_of(&group))
+    };
+    // What a crash after the delete's first transaction leaves: no user, a
+    // sweep marker, and the membership entries both ways.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        let table =
+            lockstep_embedded::EmbeddedTable::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+        let marker = model::sweep("default", lockstep_core::Kind::User, &user);
+        let writes = vec![
+            Write::Delete { key: model::resource("default", lockstep_core::Kind::User, &user), cond: Cond::Always },
+            Write::Put {
+                item: Item {
+                    pk: marker.pk,
+                    sk: marker.sk,
+                    version: 1,
+                    data: r#"{"at":0,"clear_members":false}"#.into(),
+                    ..Item::default()
+                },
+                cond: Cond::Always,
+            },
+        ];
+        table.transact(writes).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(table.get(&model::member("default", &group, &user)).await.ok().flatten().is_some());
+    });
+    let runner = serve(dir.path(), &["--job-interval", "off", "--new-token"]);
+    let shown = runner.call("GET", &format!("/Groups/{group}"), None);
+    assert_eq!(shown.status, 200);
+    assert!(member_ids(&shown.body).is_empty(), "{:?}", shown.body);
+    drop(runner);
+    rt.block_on(async {
+        let table =
+            lockstep_embedded::EmbeddedTable::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(table.get(&model::member("default", &group, &user)).await.ok().flatten().is_none(), "entry left");
+        assert!(
+            table.get(&model::member_of("default", &user, &group)).await.ok().flatten().is_none(),
+            "reverse entry left"
+        );
+        assert!(table.get(&model::sweep("default", lockstep_core::Kind::User, &user)).await.ok().flatten().is_none());
+    });
+}
+
 /// Every write the runner acknowledged survives `kill -9` in the middle of
 /// a write load.
 #[test]
@@ -1103,6 +1280,9 @@ fn lifecycle_commands_and_the_in_process_job() {
     }
     let users = lockstep_json(dir.path(), &["users", "list", "acme"]);
     assert_eq!(state(&users, &bob), None, "purged: {users}");
+    let file = std::fs::read(dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let name = b"bob@acme.example";
+    assert!(!file.windows(name.len()).any(|w| w == name), "the purged user is still in the store file");
     let run = lockstep_json(dir.path(), &["job", "run"]);
     assert_eq!(
         (run["tenants"].clone(), run["complete"].clone(), run["failures"].clone()),

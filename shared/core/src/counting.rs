@@ -44,11 +44,26 @@ struct Counters {
 pub struct CountingTable {
     inner: Arc<dyn Table>,
     counters: Counters,
+    /// Write calls that succeeded (a refused conditional write changes nothing).
+    applied: AtomicU64,
 }
 
 impl CountingTable {
     pub fn new(inner: Arc<dyn Table>) -> Self {
-        Self { inner, counters: Counters::default() }
+        Self { inner, counters: Counters::default(), applied: AtomicU64::new(0) }
+    }
+
+    /// Write calls that changed the store since the last call, and start
+    /// counting again from zero.
+    pub fn take_applied_writes(&self) -> u64 {
+        self.applied.swap(0, Ordering::SeqCst)
+    }
+
+    fn applied<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_ok() {
+            bump(&self.applied);
+        }
+        result
     }
 
     /// The calls so far, and start counting again from zero.
@@ -81,18 +96,21 @@ impl Table for CountingTable {
     }
     async fn write(&self, write: Write) -> Result<(), StoreError> {
         bump(&self.counters.write);
-        self.inner.write(write).await
+        self.applied(self.inner.write(write).await)
     }
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         bump(&self.counters.transact);
-        self.inner.transact(writes).await
+        self.applied(self.inner.transact(writes).await)
     }
     async fn batch_write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         bump(&self.counters.batch_write);
-        self.inner.batch_write(writes).await
+        self.applied(self.inner.batch_write(writes).await)
     }
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         bump(&self.counters.query);
         self.inner.query(query).await
+    }
+    async fn erase_deleted(&self) -> Result<(), StoreError> {
+        self.inner.erase_deleted().await
     }
 }

@@ -118,6 +118,16 @@ struct Checkpoint {
 /// was cut short stopped. Fails only when the tenants cannot be listed;
 /// a tenant's failure is reported and the others go on.
 pub async fn run(dir: &Directory, steps: &[&dyn TenantStep], stop: &(dyn Fn() -> bool + Sync)) -> Result<JobReport> {
+    let report = run_tenants(dir, steps, stop).await?;
+    erase_if_purged(dir, &report).await?;
+    Ok(report)
+}
+
+async fn run_tenants(
+    dir: &Directory,
+    steps: &[&dyn TenantStep],
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<JobReport> {
     let mut tenants = dir.tenants().await?;
     tenants.sort();
     if let Some(next) = read_checkpoint(dir).await? {
@@ -145,6 +155,26 @@ pub async fn run(dir: &Directory, steps: &[&dyn TenantStep], stop: &(dyn Fn() ->
     write_checkpoint(dir, None).await?;
     report.complete = true;
     Ok(report)
+}
+
+/// After a run that purged something, make the purged data unreadable
+/// from the store's medium as well (the local file; nothing on DynamoDB).
+async fn erase_if_purged(dir: &Directory, report: &JobReport) -> Result<()> {
+    if report.purged_users + report.purged_groups > 0 {
+        dir.table().erase_deleted().await?;
+    }
+    Ok(())
+}
+
+/// Finish every delete left unfinished, however recent: for a process
+/// that has the store to itself and has just started, when no delete can
+/// still be running (the local runner at start). Returns how many.
+pub async fn sweep_all_now(dir: &Directory) -> Result<u64> {
+    let mut finished = 0;
+    for tenant in dir.tenants().await? {
+        finished += dir.sweep(&tenant, 0).await?;
+    }
+    Ok(finished)
 }
 
 /// One tenant's steps; false when `stop` cut it short.

@@ -28,7 +28,9 @@ pub mod store;
 pub mod tenant;
 pub mod tokens;
 
-pub use directory::{Directory, Due, Limits, Pulled, Purged, Reindexed, Retired, Retirement, SearchPage, Stored};
+pub use directory::{
+    Directory, Due, GroupRef, Limits, Member, Pulled, Purged, Reindexed, Retired, Retirement, SearchPage, Stored,
+};
 pub use error::{Error, Result};
 pub use model::Kind;
 pub use store::Table;

@@ -34,7 +34,7 @@ use crate::store::Key;
 pub const COUNTER_SHARDS: u32 = 8;
 
 /// The kinds of resource the table stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     User,
     Group,
@@ -93,7 +93,17 @@ pub enum IndexAttr {
     GroupExternalId,
     /// group displayName, case-insensitive.
     GroupName,
+    /// The user an enterprise `manager.value` names: who refers to a user,
+    /// so that a purge removes the references.
+    UserManager,
 }
+
+/// How index keys are formed, recorded on each resource item (`meta.keys`)
+/// so that `reindex` rewrites entries written in an older form:
+/// 1. case-insensitive values in NFC, lower-cased;
+/// 2. [`scim_protocol::text::uniqueness_key`] (look-alikes are one key),
+///    and the manager index.
+pub const KEY_FORM: u64 = 2;
 
 impl IndexAttr {
     pub fn tag(self) -> &'static str {
@@ -103,6 +113,7 @@ impl IndexAttr {
             IndexAttr::UserWorkEmail => "UW",
             IndexAttr::GroupExternalId => "GX",
             IndexAttr::GroupName => "GN",
+            IndexAttr::UserManager => "UM",
         }
     }
 
@@ -113,14 +124,25 @@ impl IndexAttr {
             IndexAttr::UserExternalId | IndexAttr::GroupExternalId => "externalId",
             IndexAttr::UserWorkEmail => "emails[type eq \"work\"].value",
             IndexAttr::GroupName => "displayName",
+            IndexAttr::UserManager => "manager.value",
         }
     }
 
     /// The value as stored in the key.
     pub fn normalise(self, value: &str) -> String {
+        self.normalise_in(value, KEY_FORM)
+    }
+
+    /// The value as stored in a key of key form `form`.
+    pub fn normalise_in(self, value: &str, form: u64) -> String {
         match self {
-            IndexAttr::UserName | IndexAttr::GroupName | IndexAttr::UserWorkEmail => scim_protocol::text::fold(value),
-            IndexAttr::UserExternalId | IndexAttr::GroupExternalId => value.to_string(),
+            IndexAttr::UserName | IndexAttr::GroupName | IndexAttr::UserWorkEmail if form < 2 => {
+                scim_protocol::text::fold(value)
+            }
+            IndexAttr::UserName | IndexAttr::GroupName | IndexAttr::UserWorkEmail => {
+                scim_protocol::text::uniqueness_key(value)
+            }
+            IndexAttr::UserExternalId | IndexAttr::GroupExternalId | IndexAttr::UserManager => value.to_string(),
         }
     }
 }
@@ -176,7 +198,11 @@ pub fn member_of(t: &str, member: &str, group: &str) -> Key {
 }
 
 pub fn index_pk(t: &str, attr: IndexAttr, value: &str) -> String {
-    format!("{}#IX#{}#{}", tenant(t), attr.tag(), attr.normalise(value))
+    index_pk_in(t, attr, value, KEY_FORM)
+}
+
+pub fn index_pk_in(t: &str, attr: IndexAttr, value: &str, form: u64) -> String {
+    format!("{}#IX#{}#{}", tenant(t), attr.tag(), attr.normalise_in(value, form))
 }
 
 /// The sort key of an index entry: a unique entry is the only item of its
@@ -184,7 +210,12 @@ pub fn index_pk(t: &str, attr: IndexAttr, value: &str) -> String {
 pub const UNIQUE_SK: &str = "#";
 
 pub fn index_entry(t: &str, attr: IndexAttr, value: &str, unique: bool, id: &str) -> Key {
-    Key::new(index_pk(t, attr, value), if unique { UNIQUE_SK } else { id })
+    index_entry_in(t, attr, value, unique, id, KEY_FORM)
+}
+
+/// An index entry's key in key form `form`.
+pub fn index_entry_in(t: &str, attr: IndexAttr, value: &str, unique: bool, id: &str, form: u64) -> Key {
+    Key::new(index_pk_in(t, attr, value, form), if unique { UNIQUE_SK } else { id })
 }
 
 pub fn counter(t: &str, kind: Kind, shard: u32) -> Key {

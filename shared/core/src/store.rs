@@ -239,10 +239,21 @@ pub trait Table: Send + Sync {
     /// A key-range query (strongly consistent on the table, eventually
     /// consistent on GSI1).
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
+
+    /// Make deleted items unreadable from the store's medium, after a
+    /// purge. DynamoDB: nothing to do (a deleted item is gone from every
+    /// read; backups and point-in-time recovery keep it for their
+    /// retention, docs/SECURITY.md). A local file must not keep old pages.
+    async fn erase_deleted(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl<T: Table + ?Sized> Table for std::sync::Arc<T> {
+    async fn erase_deleted(&self) -> Result<(), StoreError> {
+        (**self).erase_deleted().await
+    }
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         (**self).get(key).await
     }
@@ -265,6 +276,12 @@ impl<T: Table + ?Sized> Table for std::sync::Arc<T> {
 
 /// Items one page reads unless a caller asks for fewer.
 pub const PAGE_ITEMS: usize = 1000;
+
+/// The most item bytes one query page reads, as in DynamoDB: a page ends
+/// after the item that reaches 1 MB, with a key to continue from, however
+/// many items were asked for. Both adapters page alike, and a page of
+/// large items costs no more memory than a page of small ones.
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// The one "read until the last page" loop: a query's pages, in order.
 pub struct Pages<'a> {

@@ -111,7 +111,7 @@ impl TenantSettings {
         }
         if let Some(old) = before
             && !self.user_name_mutable
-            && old.to_lowercase() != user_name.to_lowercase()
+            && scim_protocol::text::fold(old) != scim_protocol::text::fold(user_name)
         {
             return Err(ScimError::mutability(format!(
                 "userName cannot change in this tenant ('{old}' to '{user_name}'); create a new user instead"

@@ -15,14 +15,14 @@ pub use tokens::{FileSecrets, FileTokens};
 
 use std::collections::HashSet;
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use lockstep_core::store::{
-    Cond, Index, Item, Key, Page, PageKey, Query, SortKey, StoreError, Table, Write, check_batch, check_batch_get,
-    check_transaction,
+    Cond, Index, Item, Key, MAX_PAGE_BYTES, Page, PageKey, Query, SortKey, StoreError, Table, Write, check_batch,
+    check_batch_get, check_transaction,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -81,9 +81,59 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 /// The embedded table.
 #[derive(Clone)]
 pub struct EmbeddedTable {
-    db: Arc<Database>,
+    /// The open database; replaced by a fresh copy when deleted items are
+    /// erased ([`Table::erase_deleted`]).
+    db: Arc<RwLock<Arc<Database>>>,
+    /// Held shared by every write, exclusively while erasing, so that no
+    /// write lands in the copy being replaced.
+    writes: Arc<RwLock<()>>,
+    path: Arc<PathBuf>,
+    cache_bytes: Option<usize>,
     /// False only during a bulk load (see [`EmbeddedTable::bulk_load`]).
     durable: Arc<AtomicBool>,
+}
+
+/// Create `path` readable only by its owner, before anything is written
+/// into it: it holds every tenant's users.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| unavailable(format!("creating {}: {e}", path.display())))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| unavailable(format!("restricting {}: {e}", path.display())))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn open_database(path: &Path, cache_bytes: Option<usize>) -> Result<Database, StoreError> {
+    create_private(path)?;
+    let mut builder = redb::Builder::new();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    let db = builder.create(path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+    let txn = db.begin_write().map_err(unavailable)?;
+    txn.open_table(ITEMS).map_err(unavailable)?;
+    txn.open_table(GSI1).map_err(unavailable)?;
+    txn.commit().map_err(unavailable)?;
+    Ok(db)
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl EmbeddedTable {
@@ -99,31 +149,20 @@ impl EmbeddedTable {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
         }
-        // Only the owner may read the store: it holds every tenant's users.
-        // The file is made private before redb writes anything into it.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| unavailable(format!("creating {}: {e}", path.display())))?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| unavailable(format!("restricting {}: {e}", path.display())))?;
-        }
-        let mut builder = redb::Builder::new();
-        if let Some(bytes) = cache_bytes {
-            builder.set_cache_size(bytes);
-        }
-        let db = builder.create(path).map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(unavailable)?;
-        txn.open_table(ITEMS).map_err(unavailable)?;
-        txn.open_table(GSI1).map_err(unavailable)?;
-        txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db), durable: Arc::new(AtomicBool::new(true)) })
+        // A copy left by an erase that was cut off is incomplete: drop it.
+        let _ = std::fs::remove_file(erasing_path(path));
+        let db = open_database(path, cache_bytes)?;
+        Ok(Self {
+            db: Arc::new(RwLock::new(Arc::new(db))),
+            writes: Arc::new(RwLock::new(())),
+            path: Arc::new(path.to_path_buf()),
+            cache_bytes,
+            durable: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    fn current(&self) -> Arc<Database> {
+        Arc::clone(&read_lock(&self.db))
     }
 
     /// Start a bulk load: commits stop waiting for the disk until
@@ -143,7 +182,7 @@ impl EmbeddedTable {
     /// cache takes microseconds and never waits for a lock or an fsync, and
     /// handing it to the blocking pool would cost more than the read.
     fn read<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        f(&self.db)
+        f(&self.current())
     }
 
     /// Writes go to the blocking pool: a durable commit waits for the disk.
@@ -151,9 +190,60 @@ impl EmbeddedTable {
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| unavailable(format!("store task failed: {e}")))?
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writing = read_lock(&this.writes);
+            f(&this.current())
+        })
+        .await
+        .map_err(|e| unavailable(format!("store task failed: {e}")))?
     }
+
+    /// Copy every live item into a new file and put it in the old one's
+    /// place, so that pages which held deleted items are gone from the
+    /// file. Writes wait meanwhile; reads go on from the old copy, which
+    /// holds the same data. Costs a read and a write of the live data.
+    fn rewrite(&self) -> Result<(), StoreError> {
+        let _no_writes = write_lock(&self.writes);
+        let old = self.current();
+        let tmp = erasing_path(&self.path);
+        let _ = std::fs::remove_file(&tmp);
+        let fresh = open_database(&tmp, self.cache_bytes)?;
+        {
+            let from = old.begin_read().map_err(unavailable)?;
+            let to = fresh.begin_write().map_err(unavailable)?;
+            {
+                let (src, mut dst) =
+                    (from.open_table(ITEMS).map_err(unavailable)?, to.open_table(ITEMS).map_err(unavailable)?);
+                for entry in src.iter().map_err(unavailable)? {
+                    let (k, v) = entry.map_err(unavailable)?;
+                    dst.insert(k.value(), v.value()).map_err(unavailable)?;
+                }
+                let (src, mut dst) =
+                    (from.open_table(GSI1).map_err(unavailable)?, to.open_table(GSI1).map_err(unavailable)?);
+                for entry in src.iter().map_err(unavailable)? {
+                    let (k, _) = entry.map_err(unavailable)?;
+                    dst.insert(k.value(), ()).map_err(unavailable)?;
+                }
+            }
+            to.commit().map_err(unavailable)?;
+        }
+        std::fs::rename(&tmp, self.path.as_ref())
+            .map_err(|e| unavailable(format!("replacing {}: {e}", self.path.display())))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename itself is made durable.
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(unavailable)?;
+        }
+        *write_lock(&self.db) = Arc::new(fresh);
+        Ok(())
+    }
+}
+
+/// Where the copy is written while deleted items are erased.
+fn erasing_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".erasing");
+    PathBuf::from(name)
 }
 
 type ItemsTable<'t> = redb::Table<'t, (&'static str, &'static str), &'static [u8]>;
@@ -330,6 +420,13 @@ impl Table for EmbeddedTable {
         self.transact(writes).await
     }
 
+    async fn erase_deleted(&self) -> Result<(), StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.rewrite())
+            .await
+            .map_err(|e| unavailable(format!("store task failed: {e}")))?
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         self.read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -343,6 +440,7 @@ impl Table for EmbeddedTable {
                     };
                     let mut out = Vec::new();
                     let mut more = false;
+                    let mut bytes = 0usize;
                     for entry in items.range::<(&str, &str)>((start, Bound::Unbounded)).map_err(unavailable)? {
                         let (k, v) = entry.map_err(unavailable)?;
                         let (p, s) = k.value();
@@ -352,10 +450,11 @@ impl Table for EmbeddedTable {
                         if !in_range(s, &query.sk) {
                             continue;
                         }
-                        if out.len() == query.limit {
+                        if out.len() == query.limit || bytes >= MAX_PAGE_BYTES {
                             more = true;
                             break;
                         }
+                        bytes += v.value().len();
                         out.push(decode(p, s, v.value())?);
                     }
                     let next = more.then(|| out.last().map(|i| PageKey { key: i.key(), gsi1: None })).flatten();
@@ -373,6 +472,7 @@ impl Table for EmbeddedTable {
                     };
                     let mut out = Vec::new();
                     let mut more = false;
+                    let mut bytes = 0usize;
                     for entry in
                         gsi.range::<(&str, &str, &str, &str)>((start, Bound::Unbounded)).map_err(unavailable)?
                     {
@@ -384,11 +484,12 @@ impl Table for EmbeddedTable {
                         if !in_range(gs, &query.sk) {
                             continue;
                         }
-                        if out.len() == query.limit {
+                        if out.len() == query.limit || bytes >= MAX_PAGE_BYTES {
                             more = true;
                             break;
                         }
                         if let Some(v) = items.get((p, s)).map_err(unavailable)? {
+                            bytes += v.value().len();
                             out.push(decode(p, s, v.value())?);
                         }
                     }

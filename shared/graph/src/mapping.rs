@@ -320,7 +320,8 @@ mod tests {
         assert_eq!(attrs["emails"], json!([{ "value": "Ada.Lovelace@contoso.com", "type": "work", "primary": true }]));
         assert_eq!(attrs[urn::DIRECTORY_USER], json!({ "unit": "Oslo", "userTypes": ["Manager", "Nurse"] }));
         // The mapped attributes are what the SCIM engine accepts as a user.
-        let parsed = scim_protocol::parse_resource(scim_protocol::schema::user(), &Value::Object(attrs.clone()));
+        let parsed =
+            scim_protocol::parse_service_resource(scim_protocol::schema::user(), &Value::Object(attrs.clone()));
         assert!(parsed.is_ok(), "{parsed:?}");
     }
 

@@ -221,10 +221,11 @@ async fn pull_one(
         Ok(attrs) => attrs,
         Err(skip) => return Outcome::Skipped(skip.describe().to_string()),
     };
-    let attrs = match scim_protocol::parse_resource(scim_protocol::schema::user(), &serde_json::Value::Object(attrs)) {
-        Ok(attrs) => attrs,
-        Err(e) => return Outcome::Skipped(format!("refused by the SCIM rules: {}", e.detail)),
-    };
+    let attrs =
+        match scim_protocol::parse_service_resource(scim_protocol::schema::user(), &serde_json::Value::Object(attrs)) {
+            Ok(attrs) => attrs,
+            Err(e) => return Outcome::Skipped(format!("refused by the SCIM rules: {}", e.detail)),
+        };
     match dir.pull_user(tenant, &user.id, linked.get(&user.id).map(String::as_str), &attrs).await {
         Ok(p) => Outcome::Pulled(p),
         Err(e) if !e.is_server_error() => {

@@ -2,7 +2,8 @@
 //!
 //! In order:
 //! 1. Rules on the headers that every deployment applies: one
-//!    `Authorization` header at most, and a `Host` that is a host name.
+//!    `Authorization` header at most, no `Content-Encoding` (415), and a
+//!    `Host` that is a host name.
 //! 2. Authentication, on the headers alone: the tenant comes from the
 //!    path, the bearer token must be one of its tokens ([`crate::auth`]).
 //! 3. The body, only now: an authenticated request's body is read whole,
@@ -11,6 +12,7 @@
 //!    [`UNAUTHENTICATED_DRAIN`]), so the connection stays usable; a larger
 //!    one is not read at all, and the connection is closed with the answer.
 //!    No one without a token can make the server hold a large body.
+//! 4. A place among the tenant's requests in progress ([`crate::fairness`]).
 //!
 //! A response sent before its request's body was read makes the server
 //! close the connection, which a client may already be reusing for its
@@ -57,6 +59,19 @@ pub fn scim_tenant(path: &str) -> Option<&str> {
 fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     if headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
         return Err(ScimError::new(400, None, "the request has more than one Authorization header; send one").into());
+    }
+    // No content coding is decoded here: a coded body would be read as
+    // JSON as it is, so it is refused before anything reads it.
+    if let Some(coding) = headers.get_all(header::CONTENT_ENCODING).iter().find(|v| {
+        !v.to_str()
+            .is_ok_and(|c| c.split(',').all(|c| c.trim().is_empty() || c.trim().eq_ignore_ascii_case("identity")))
+    }) {
+        let coding: String =
+            String::from_utf8_lossy(coding.as_bytes()).chars().filter(|c| !c.is_control()).take(40).collect();
+        return Err(ScimError::unsupported_media_type(format!(
+            "Content-Encoding '{coding}' is not accepted; send the body uncompressed"
+        ))
+        .into());
     }
     if let Some(host) = headers.get(header::HOST)
         && !host.to_str().is_ok_and(is_host)
@@ -153,10 +168,13 @@ pub async fn admit(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     };
     let Admitted { ctx, who, span } = admitted;
     let mut response = match read_authenticated_body(&app, &parts.headers, body).await {
-        Ok(body) => {
-            parts.extensions.insert(ctx);
-            next.run(Request::from_parts(parts, Body::from(body))).instrument(span).await
-        }
+        Ok(body) => match app.tenant_gates.enter(&ctx.tenant.id).await {
+            Ok(_place) => {
+                parts.extensions.insert(ctx);
+                next.run(Request::from_parts(parts, Body::from(body))).instrument(span).await
+            }
+            Err(busy) => ApiError(busy).into_response(),
+        },
         Err(refusal) => refusal,
     };
     response.extensions_mut().insert(who);

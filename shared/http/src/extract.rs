@@ -51,7 +51,7 @@ impl FromRequest<Arc<App>> for ScimJson {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is expected").into());
         }
-        serde_json::from_slice(&bytes)
+        scim_protocol::json::from_slice_strict(&bytes)
             .map(ScimJson)
             .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
     }

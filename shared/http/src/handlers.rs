@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::context::RequestCtx;
 use crate::error::ApiResult;
 use crate::extract::{ScimJson, query_pairs};
-use crate::render::{self, Shown, location, represent, scim_json, too_many_members, with_etag};
+use crate::render::{self, location, represent, scim_body, scim_json, too_large, with_etag};
 use crate::state::App;
 
 type AppState = State<Arc<App>>;
@@ -54,9 +54,27 @@ async fn read(
         }
         return Ok(not_modified);
     }
-    let body = represent(app, ctx, stored.clone(), &projection, Shown::Single).await?;
-    let body = body.ok_or_else(|| too_many_members(app))?;
-    Ok(with_etag(scim_json(StatusCode::OK, &body), &stored))
+    let body = represent(app, ctx, stored.clone(), &projection).await?;
+    let body = body.ok_or_else(|| too_large(app, kind))?;
+    Ok(with_etag(scim_body(StatusCode::OK, body), &stored))
+}
+
+/// `If-None-Match` on a write: the write happens only if the resource's
+/// current version is none of those named (`*`: only if it does not
+/// exist, which for an existing id is never). A match is 412 (RFC 9110
+/// §13.1.2). Read first, only when the header is sent.
+async fn check_if_none_match(app: &App, ctx: &RequestCtx, kind: Kind, id: &str, headers: &HeaderMap) -> ApiResult<()> {
+    let Some(h) = header_text(headers, header::IF_NONE_MATCH) else { return Ok(()) };
+    let stored = app.directory.get(&ctx.tenant.id, kind, id).await?;
+    if h.trim() == "*" || etag::header_matches(h, stored.version) {
+        return Err(ScimError::new(
+            412,
+            None,
+            format!("If-None-Match names the current version ({}); nothing was written", stored.etag()),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 async fn create(app: &App, ctx: &RequestCtx, kind: Kind, body: Value) -> ApiResult<Response> {
@@ -64,9 +82,9 @@ async fn create(app: &App, ctx: &RequestCtx, kind: Kind, body: Value) -> ApiResu
     let members = if kind == Kind::Group { take_members(&mut attrs)? } else { Vec::new() };
     let stored = app.directory.create(&ctx.tenant, kind, attrs, &members).await?;
     // The directory creates no group with more members than one answer carries.
-    let body = represent(app, ctx, stored.clone(), &Projection::Default, Shown::Single).await?;
-    let body = body.ok_or_else(|| too_many_members(app))?;
-    let mut response = with_etag(scim_json(StatusCode::CREATED, &body), &stored);
+    let body = represent(app, ctx, stored.clone(), &Projection::Default).await?;
+    let body = body.ok_or_else(|| too_large(app, kind))?;
+    let mut response = with_etag(scim_body(StatusCode::CREATED, body), &stored);
     if let Ok(v) = HeaderValue::from_str(&location(ctx, kind, &stored.id)) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -78,8 +96,8 @@ async fn answer_write(app: &App, ctx: &RequestCtx, stored: Stored, query: Option
     // A 200 carries the whole resource, as a GET would; where that is more
     // than one response holds (a group over the member cap), 204 says the
     // write succeeded without a body that would silently lack members.
-    let response = match represent(app, ctx, stored.clone(), &projection, Shown::Single).await? {
-        Some(body) => scim_json(StatusCode::OK, &body),
+    let response = match represent(app, ctx, stored.clone(), &projection).await? {
+        Some(body) => scim_body(StatusCode::OK, body),
         None => StatusCode::NO_CONTENT.into_response(),
     };
     Ok(with_etag(response, &stored))
@@ -94,6 +112,7 @@ async fn replace(
     headers: &HeaderMap,
     body: Value,
 ) -> ApiResult<Response> {
+    check_if_none_match(app, ctx, kind, id, headers).await?;
     let mut attrs = parse_resource(kind.resource_type(), &body)?;
     // PUT replaces the whole resource: a group PUT without members empties it.
     let members = if kind == Kind::Group { Some(take_members(&mut attrs)?) } else { None };
@@ -111,6 +130,7 @@ async fn patch(
     headers: &HeaderMap,
     body: Value,
 ) -> ApiResult<Response> {
+    check_if_none_match(app, ctx, kind, id, headers).await?;
     let request = PatchRequest::from_value(body)?;
     let if_match = header_text(headers, header::IF_MATCH);
     let stored = app.directory.patch(&ctx.tenant, kind, id, &request, if_match).await?;
@@ -118,6 +138,7 @@ async fn patch(
 }
 
 async fn delete(app: &App, ctx: &RequestCtx, kind: Kind, id: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    check_if_none_match(app, ctx, kind, id, headers).await?;
     let if_match = header_text(headers, header::IF_MATCH);
     app.directory.delete(&ctx.tenant, kind, id, if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

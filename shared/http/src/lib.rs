@@ -14,6 +14,7 @@ pub mod cache;
 pub mod context;
 pub mod error;
 pub mod extract;
+pub mod fairness;
 mod handlers;
 pub mod logging;
 mod render;

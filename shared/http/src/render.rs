@@ -2,11 +2,18 @@
 //! location, a user's groups, a group's members), lists, and the headers
 //! that go with them. Which related data is loaded is decided here, by
 //! where the representation goes and what the projection asks for.
+//!
+//! What one response may cost is bounded here: the projection is resolved
+//! once per request, the members and groups one response carries are at
+//! most `max_members_per_response` over all its resources, and no body is
+//! larger than `max_response_bytes` (Lambda answers at most 6 MB). List
+//! pages are rendered on the blocking pool, so a large page does not hold
+//! an async worker that other requests are waiting for.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use lockstep_core::{Kind, SearchPage, Stored};
-use scim_protocol::{ListResponse, Projection, ScimError};
+use lockstep_core::{GroupRef, Kind, Member, SearchPage, Stored};
+use scim_protocol::{ListResponse, Projection, ScimError, Selection, render_selected};
 use serde_json::{Value, json};
 
 use crate::context::RequestCtx;
@@ -14,7 +21,11 @@ use crate::error::{ApiResult, SCIM_JSON};
 use crate::state::App;
 
 pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    scim_body(status, body.to_string())
+}
+
+pub(crate) fn scim_body(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     response
 }
@@ -34,81 +45,137 @@ pub(crate) enum Shown {
     Listed,
 }
 
+pub(crate) fn location(ctx: &RequestCtx, kind: Kind, id: &str) -> String {
+    location_at(&ctx.base_url, kind, id)
+}
+
+fn location_at(base_url: &str, kind: Kind, id: &str) -> String {
+    format!("{base_url}{}/{id}", kind.resource_type().endpoint)
+}
+
+/// What a resource whose representation is larger than one response
+/// answers where it is asked for whole.
+pub(crate) fn too_large(app: &App, kind: Kind) -> ScimError {
+    let cap = app.options.max_members_per_response;
+    match kind {
+        Kind::Group => ScimError::too_many(format!(
+            "this group has more members than one response carries ({cap}, or {} bytes); read it with \
+             excludedAttributes=members and find members with filter=members[value eq \"<id>\"]",
+            app.options.max_response_bytes
+        )),
+        Kind::User => ScimError::too_many(format!(
+            "this user is in more groups than one response carries ({cap}, or {} bytes); read it with \
+             excludedAttributes=groups and find its groups with /Groups?filter=members[value eq \"<id>\"]",
+            app.options.max_response_bytes
+        )),
+    }
+}
+
+/// A user's groups or a group's members, as loaded for a representation.
+enum Related {
+    Nothing,
+    Groups(Vec<GroupRef>),
+    Members(Vec<Member>),
+}
+
+impl Related {
+    fn len(&self) -> usize {
+        match self {
+            Related::Nothing => 0,
+            Related::Groups(g) => g.len(),
+            Related::Members(m) => m.len(),
+        }
+    }
+}
+
 /// Whether to load `name` (a user's groups, a group's members) for the
 /// output: for a single resource whenever the projection includes it (an
 /// answer of 200 is the whole resource, RFC 7644 §3.5.1, §3.5.2); for lists
 /// only when asked for by name, because it costs reads per resource.
-fn wants(kind: Kind, projection: &Projection, name: &str, shown: Shown) -> bool {
-    let rt = kind.resource_type();
+fn wants(kind: Kind, projection: &Projection, sel: &Selection, name: &str, shown: Shown) -> bool {
     match shown {
-        Shown::Single => projection.includes(rt, name),
-        Shown::Listed => matches!(projection, Projection::Include(paths)
-            if paths.iter().any(|p| rt.resolve_attribute(p).is_some_and(|r| !r.extension && r.attr.name == name))),
+        Shown::Single => sel.includes(name),
+        Shown::Listed => projection.names(kind.resource_type(), name),
     }
 }
 
-pub(crate) fn location(ctx: &RequestCtx, kind: Kind, id: &str) -> String {
-    format!("{}{}/{id}", ctx.base_url, kind.resource_type().endpoint)
-}
-
-/// What a group over the member cap answers where its members are asked for.
-pub(crate) fn too_many_members(app: &App) -> ScimError {
-    let cap = app.directory.limits().max_inline_members;
-    ScimError::too_many(format!(
-        "this group has more than {cap} members, more than one response carries; read it with \
-         excludedAttributes=members and find members with filter=members[value eq \"<id>\"]"
-    ))
-}
-
-/// The representation of a resource, or `None` for a group whose members
-/// are wanted but are more than one response carries.
-pub(crate) async fn represent(
+/// Load what `stored` carries beside its attributes, at most `cap` values;
+/// `None` past it.
+async fn load_related(
     app: &App,
     ctx: &RequestCtx,
-    stored: Stored,
+    stored: &Stored,
     projection: &Projection,
+    sel: &Selection,
     shown: Shown,
-) -> ApiResult<Option<Value>> {
+    cap: usize,
+) -> ApiResult<Option<Related>> {
     let t = &ctx.tenant.id;
+    Ok(match stored.kind {
+        Kind::User if wants(stored.kind, projection, sel, "groups", shown) => {
+            app.directory.groups_up_to(t, &stored.id, cap).await?.map(Related::Groups)
+        }
+        Kind::Group if wants(stored.kind, projection, sel, "members", shown) => {
+            app.directory.members_up_to(t, &stored.id, cap).await?.map(Related::Members)
+        }
+        _ => Some(Related::Nothing),
+    })
+}
+
+/// The representation: pure, no I/O.
+fn build(base_url: &str, stored: Stored, related: Related, sel: &Selection) -> Value {
     let kind = stored.kind;
     let mut obj = stored.resource;
     if let Some(Value::Object(meta)) = obj.get_mut("meta") {
-        meta.insert("location".into(), json!(location(ctx, kind, &stored.id)));
+        meta.insert("location".into(), json!(location_at(base_url, kind, &stored.id)));
     }
-    match kind {
-        Kind::User if wants(kind, projection, "groups", shown) => {
-            let groups: Vec<Value> = app
-                .directory
-                .groups_of(t, &stored.id)
-                .await?
+    match related {
+        Related::Groups(groups) if !groups.is_empty() => {
+            let groups = groups
                 .into_iter()
                 .map(|g| {
-                    let mut v = json!({ "value": g.id, "$ref": location(ctx, Kind::Group, &g.id), "type": "direct" });
+                    let mut v =
+                        json!({ "value": g.id, "$ref": location_at(base_url, Kind::Group, &g.id), "type": "direct" });
                     if let (Some(d), Some(o)) = (g.display, v.as_object_mut()) {
                         o.insert("display".into(), json!(d));
                     }
                     v
                 })
                 .collect();
-            if !groups.is_empty() {
-                obj.insert("groups".into(), Value::Array(groups));
-            }
+            obj.insert("groups".into(), Value::Array(groups));
         }
-        Kind::Group if wants(kind, projection, "members", shown) => {
-            let Some(members) = app.directory.inline_members(t, &stored.id).await? else {
-                return Ok(None);
-            };
-            let members: Vec<Value> = members
+        Related::Members(members) if !members.is_empty() => {
+            let members = members
                 .into_iter()
-                .map(|m| json!({ "value": m.id, "$ref": location(ctx, m.kind, &m.id), "type": m.kind.name() }))
+                .map(|m| json!({ "value": m.id, "$ref": location_at(base_url, m.kind, &m.id), "type": m.kind.name() }))
                 .collect();
-            if !members.is_empty() {
-                obj.insert("members".into(), Value::Array(members));
-            }
+            obj.insert("members".into(), Value::Array(members));
         }
         _ => {}
     }
-    Ok(Some(scim_protocol::render(kind.resource_type(), &obj, projection)))
+    render_selected(&obj, sel)
+}
+
+/// The body of one resource's representation, or `None` where it is more
+/// than one response carries (a group over the member cap, a user in too
+/// many groups, a body over the byte limit).
+pub(crate) async fn represent(
+    app: &App,
+    ctx: &RequestCtx,
+    stored: Stored,
+    projection: &Projection,
+) -> ApiResult<Option<String>> {
+    let sel = projection.select(stored.kind.resource_type());
+    let cap = usize::try_from(app.options.max_members_per_response).unwrap_or(usize::MAX);
+    let Some(related) = load_related(app, ctx, &stored, projection, &sel, Shown::Single, cap).await? else {
+        return Ok(None);
+    };
+    let body = build(&ctx.base_url, stored, related, &sel).to_string();
+    Ok(fits(app, &body).then_some(body))
+}
+
+fn fits(app: &App, body: &str) -> bool {
+    u64::try_from(body.len()).is_ok_and(|n| n <= app.options.max_response_bytes)
 }
 
 /// A page of a search as a ListResponse.
@@ -118,16 +185,57 @@ pub(crate) async fn list(
     page: SearchPage,
     projection: &Projection,
 ) -> ApiResult<Response> {
-    let mut resources = Vec::with_capacity(page.resources.len());
-    for s in page.resources {
-        let one = represent(app, ctx, s, projection, Shown::Listed).await?;
-        resources.push(one.ok_or_else(|| too_many_members(app))?);
+    let selections = [Kind::User, Kind::Group].map(|k| projection.select(k.resource_type()));
+    let selection = |kind: Kind| usize::from(kind == Kind::Group);
+    let cap = usize::try_from(app.options.max_members_per_response).unwrap_or(usize::MAX);
+    let mut related = Vec::with_capacity(page.resources.len());
+    let mut carried = 0usize;
+    for (i, s) in page.resources.iter().enumerate() {
+        let sel = &selections[selection(s.kind)];
+        match load_related(app, ctx, s, projection, sel, Shown::Listed, cap - carried).await? {
+            Some(r) => {
+                carried += r.len();
+                related.push(r);
+            }
+            None if i == 0 => return Err(too_large(app, s.kind).into()),
+            None => {
+                return Err(ScimError::too_many(format!(
+                    "the first {} resources of this page already carry {carried} members or groups; one response \
+                     carries at most {cap}: ask for count={i}, or leave them out (excludedAttributes=members,groups)",
+                    i + 1
+                ))
+                .into());
+            }
+        }
     }
-    let list = ListResponse {
-        total_results: page.total,
-        start_index: page.start_index,
-        resources,
-        next_cursor: page.next_cursor,
+    let count = page.resources.len();
+    let base_url = ctx.base_url.clone();
+    let (total, start_index, next_cursor) = (page.total, page.start_index, page.next_cursor);
+    let render = move || {
+        let resources = page
+            .resources
+            .into_iter()
+            .zip(related)
+            .map(|(s, r)| {
+                let sel = &selections[selection(s.kind)];
+                build(&base_url, s, r, sel)
+            })
+            .collect();
+        ListResponse { total_results: total, start_index, resources, next_cursor }.to_json().to_string()
     };
-    Ok(scim_json(StatusCode::OK, &list.to_json()))
+    let body = tokio::task::spawn_blocking(render).await.map_err(|e| {
+        tracing::error!(error = %e, "rendering a page failed");
+        ScimError::internal()
+    })?;
+    if !fits(app, &body) {
+        let fitting = (count as u128 * u128::from(app.options.max_response_bytes) / body.len().max(1) as u128).max(1);
+        return Err(ScimError::too_many(format!(
+            "this page would be {} bytes, more than one response carries ({}); ask for count={fitting}, or \
+             for fewer attributes",
+            body.len(),
+            app.options.max_response_bytes
+        ))
+        .into());
+    }
+    Ok(scim_body(StatusCode::OK, body))
 }

@@ -10,6 +10,7 @@ use lockstep_core::tokens::TokenStore;
 use scim_protocol::discovery::ServiceProviderOptions;
 
 use crate::cache::TenantCache;
+use crate::fairness::TenantGates;
 
 /// Everything a request needs, built once per process (per Lambda container).
 pub struct App {
@@ -27,6 +28,8 @@ pub struct App {
     pub body_limit: usize,
     /// CloudWatch metrics in the request log lines (Lambda only).
     pub metrics: Option<Metrics>,
+    /// Requests in progress per tenant.
+    pub tenant_gates: TenantGates,
 }
 
 /// Where the request line's metrics go: CloudWatch's Embedded Metric
@@ -54,6 +57,7 @@ impl App {
             max_results: limits.max_page_size,
             default_page_size: limits.default_page_size,
             cursor_timeout_secs: u64::try_from(limits.cursor_ttl_secs).unwrap_or(3600),
+            max_members_per_response: limits.max_inline_members as u64,
             ..ServiceProviderOptions::default()
         };
         let body_limit = usize::try_from(options.max_payload_bytes).unwrap_or(1 << 20);
@@ -66,6 +70,7 @@ impl App {
             trusted_proxies: Vec::new(),
             body_limit,
             metrics: None,
+            tenant_gates: TenantGates::default(),
         }
     }
 }

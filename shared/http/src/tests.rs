@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 use super::*;
 
+mod amplifiers;
 mod hostile;
 mod interop;
 mod security;

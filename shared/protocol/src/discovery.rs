@@ -19,6 +19,11 @@ pub struct ServiceProviderOptions {
     pub max_payload_bytes: u64,
     /// How long a cursor stays valid (RFC 9865), in seconds.
     pub cursor_timeout_secs: u64,
+    /// The most group members (or a user's groups) one response carries,
+    /// over all resources of a page.
+    pub max_members_per_response: u64,
+    /// The largest response body, in bytes.
+    pub max_response_bytes: u64,
 }
 
 impl Default for ServiceProviderOptions {
@@ -29,17 +34,20 @@ impl Default for ServiceProviderOptions {
             default_page_size: 100,
             max_payload_bytes: 1024 * 1024,
             cursor_timeout_secs: 3600,
+            max_members_per_response: 10_000,
+            max_response_bytes: 4_500_000,
         }
     }
 }
 
 /// /ServiceProviderConfig. `base_url` is the tenant's SCIM base URL.
 pub fn service_provider_config(opts: &ServiceProviderOptions, base_url: &str) -> Value {
+    // Standard attributes hold only what RFC 7643 §5 defines, and
+    // `pagination` of RFC 9865; this service's own limits are in its
+    // extension, named in `schemas`.
     let mut doc = json!({
-        "schemas": [urn::SERVICE_PROVIDER_CONFIG],
-        // `maxOperations` is this service's addition (RFC 7643 §5 defines
-        // only `supported` for patch): the most operations one PATCH holds.
-        "patch": { "supported": true, "maxOperations": crate::patch::MAX_PATCH_OPERATIONS },
+        "schemas": [urn::SERVICE_PROVIDER_CONFIG, urn::LIMITS_CONFIG],
+        "patch": { "supported": true },
         // Bulk answers 501 until implemented: say so.
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
         "filter": { "supported": true, "maxResults": opts.max_results },
@@ -61,6 +69,13 @@ pub fn service_provider_config(opts: &ServiceProviderOptions, base_url: &str) ->
             "description": "Authentication with a bearer token issued per tenant by the operator",
             "primary": true,
         }],
+        urn::LIMITS_CONFIG: {
+            "patchMaxOperations": crate::patch::MAX_PATCH_OPERATIONS,
+            "maxPayloadSize": opts.max_payload_bytes,
+            "maxProjectionNames": crate::resource::MAX_PROJECTION_NAMES,
+            "maxMembersPerResponse": opts.max_members_per_response,
+            "maxResponseBytes": opts.max_response_bytes,
+        },
         "meta": {
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base_url}/ServiceProviderConfig"),
@@ -165,6 +180,108 @@ mod tests {
         assert_eq!(doc["pagination"]["cursor"], json!(true));
         assert_eq!(doc["authenticationSchemes"][0]["type"], json!("oauthbearertoken"));
         assert_eq!(doc["meta"]["location"], json!("https://x/t/scim/v2/ServiceProviderConfig"));
+    }
+
+    /// RFC 7643 §5 read to the letter, as strict client models read it:
+    /// no attribute the RFC does not define, except `pagination` (RFC
+    /// 9865) and extensions named in `schemas`.
+    mod strict {
+        #![allow(dead_code)]
+        use serde::Deserialize;
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Supported {
+            pub supported: bool,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Bulk {
+            pub supported: bool,
+            pub max_operations: u64,
+            pub max_payload_size: u64,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Filter {
+            pub supported: bool,
+            pub max_results: u64,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct AuthenticationScheme {
+            #[serde(rename = "type")]
+            pub ty: String,
+            pub name: String,
+            pub description: String,
+            pub spec_uri: Option<String>,
+            pub documentation_uri: Option<String>,
+            pub primary: Option<bool>,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Pagination {
+            pub cursor: bool,
+            pub index: bool,
+            pub default_pagination_method: Option<String>,
+            pub default_page_size: Option<u64>,
+            pub max_page_size: Option<u64>,
+            pub cursor_timeout: Option<u64>,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Meta {
+            pub resource_type: String,
+            pub location: String,
+            pub created: Option<String>,
+            pub last_modified: Option<String>,
+            pub version: Option<String>,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct ServiceProviderConfig {
+            pub schemas: Vec<String>,
+            pub documentation_uri: Option<String>,
+            pub patch: Supported,
+            pub bulk: Bulk,
+            pub filter: Filter,
+            pub change_password: Supported,
+            pub sort: Supported,
+            pub etag: Supported,
+            pub authentication_schemes: Vec<AuthenticationScheme>,
+            pub pagination: Option<Pagination>,
+            pub meta: Option<Meta>,
+        }
+    }
+
+    #[test]
+    fn service_provider_config_reads_in_a_strict_rfc_7643_model() {
+        let opts = ServiceProviderOptions { documentation_uri: Some("https://docs".into()), ..Default::default() };
+        let mut doc = service_provider_config(&opts, "https://x/t/scim/v2");
+        // Extensions are allowed where `schemas` names them; the rest is RFC 7643 §5 to the letter.
+        let obj = doc.as_object_mut().unwrap_or_else(|| unreachable!());
+        let schemas: Vec<String> = obj["schemas"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        assert_eq!(schemas[0], urn::SERVICE_PROVIDER_CONFIG);
+        for ext in &schemas[1..] {
+            assert!(obj.remove(ext).is_some_and(|v| v.is_object()), "{ext} is named in schemas but absent");
+        }
+        assert!(obj.keys().all(|k| !k.starts_with("urn:")), "an extension not named in schemas: {obj:?}");
+        let parsed: Result<strict::ServiceProviderConfig, _> = serde_json::from_value(doc.clone());
+        assert!(parsed.is_ok(), "{:?}\n{doc:#}", parsed.err());
+        // The service's own limits are in its extension.
+        let full = service_provider_config(&opts, "https://x/t/scim/v2");
+        let limits = &full[urn::LIMITS_CONFIG];
+        assert_eq!(limits["patchMaxOperations"], json!(crate::patch::MAX_PATCH_OPERATIONS));
+        assert_eq!(limits["maxProjectionNames"], json!(crate::resource::MAX_PROJECTION_NAMES));
     }
 
     #[test]

@@ -133,6 +133,17 @@ pub enum IndexedAttr {
     MemberValue,
 }
 
+/// The filters served by an index lookup on `rt`, as a client writes
+/// them: the equalities [`Filter::indexed_equality`] recognises, for
+/// messages that tell a client what to ask instead.
+pub fn indexed_filters(rt: &ResourceType) -> &'static str {
+    if rt.id == "Group" {
+        r#"id, externalId, displayName or members.value eq "...""#
+    } else {
+        r#"id, userName, externalId eq "...", or emails[type eq "work" and value eq "..."]"#
+    }
+}
+
 /// `attr eq "value"` on an indexed attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedEq {

@@ -41,6 +41,7 @@ pub mod discovery;
 pub mod error;
 pub mod etag;
 pub mod filter;
+pub mod json;
 pub mod messages;
 pub mod patch;
 pub mod path;
@@ -57,5 +58,7 @@ pub use filter::{Filter, IndexedAttr, IndexedEq};
 pub use messages::{ListResponse, Paging, SearchRequest};
 pub use patch::{MemberChanges, MemberRef, PatchOutcome, PatchRequest, apply_patch};
 pub use path::AttrPath;
-pub use resource::{Projection, parse_resource, render};
+pub use resource::{
+    MAX_PROJECTION_NAMES, Projection, Selection, parse_resource, parse_service_resource, render, render_selected,
+};
 pub use schema::ResourceType;

@@ -109,6 +109,17 @@ fn get_ci<'a>(obj: &'a Object, key: &str) -> Option<&'a Value> {
     obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
+/// Refuse an object that names one of `keys` twice, in any case (`path`
+/// and `Path`): which one wins would be a guess.
+fn refuse_case_twins(obj: &Object, keys: &[&str], what: &str) -> Result<()> {
+    for key in keys {
+        if obj.keys().filter(|k| k.eq_ignore_ascii_case(key)).nth(1).is_some() {
+            return Err(ScimError::invalid_syntax(format!("{what} names '{key}' twice (in different case)")));
+        }
+    }
+    Ok(())
+}
+
 impl PatchRequest {
     /// Parse a borrowed body (copies the operation values).
     pub fn parse(body: &Value) -> Result<Self> {
@@ -120,6 +131,7 @@ impl PatchRequest {
         let Value::Object(mut obj) = body else {
             return Err(ScimError::invalid_syntax("a PatchOp must be a JSON object"));
         };
+        refuse_case_twins(&obj, &["schemas", "Operations"], "the PatchOp")?;
         if let Some(schemas) = get_ci(&obj, "schemas") {
             let ok = schemas
                 .as_array()
@@ -159,6 +171,7 @@ fn parse_operation(index: usize, op: Value) -> Result<PatchOperation> {
     let Value::Object(mut obj) = op else {
         return Err(ScimError::invalid_syntax(format!("operation {n} is not a JSON object")));
     };
+    refuse_case_twins(&obj, &["op", "path", "value"], &format!("operation {n}"))?;
     let kind = match get_ci(&obj, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
         Some("add") => PatchOpKind::Add,
         Some("replace") => PatchOpKind::Replace,
@@ -171,8 +184,17 @@ fn parse_operation(index: usize, op: Value) -> Result<PatchOperation> {
     };
     let path = match get_ci(&obj, "path") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(PatchPath::parse(s.trim())?),
+        Some(Value::String(s)) if s.is_empty() => None,
+        // A path is taken as written: " userName" is not a path a client
+        // means, and trimming it would apply an operation to an attribute
+        // the request does not name.
+        Some(Value::String(s)) if s.trim() != s => {
+            return Err(ScimError::invalid_path(format!(
+                "the path '{}' starts or ends with white space",
+                s.escape_debug()
+            )));
+        }
+        Some(Value::String(s)) => Some(PatchPath::parse(s)?),
         Some(_) => return Err(ScimError::invalid_path(format!("operation {n}: 'path' must be a string"))),
     };
     let value = take_ci(&mut obj, "value");
@@ -312,8 +334,9 @@ fn apply_keyed(ctx: &mut Ctx<'_>, kind: PatchOpKind, key: &str, value: &Value) -
 }
 
 /// Apply one operation at `path`. `explicit` is false for keys of a value
-/// map, where unknown and read-only attributes are skipped rather than
-/// refused (Okta sends `id` there).
+/// map, where read-only attributes are skipped rather than refused (Okta
+/// sends `id` there). An unknown attribute is refused either way: the same
+/// change must not succeed or fail by how it is spelled.
 fn apply_path(
     ctx: &mut Ctx<'_>,
     kind: PatchOpKind,
@@ -322,10 +345,9 @@ fn apply_path(
     explicit: bool,
 ) -> Result<()> {
     let r = match ctx.rt.resolve(&path.attr) {
-        None if explicit => {
+        None => {
             return Err(ScimError::invalid_path(format!("'{path}' is not an attribute of a {}", ctx.rt.name)));
         }
-        None => return Ok(()),
         Some(Target::Extension(ext)) => {
             if path.filter.is_some() || path.sub.is_some() {
                 return Err(ScimError::invalid_path(format!("'{path}' filters a whole extension")));

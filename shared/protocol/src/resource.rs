@@ -21,8 +21,26 @@ use base64::Engine as _;
 
 use crate::schema::{AttrType, AttributeDef, Mutability, ResourceType, Returned, Schema, Target, Uniqueness};
 
+/// Who writes a resource: a SCIM client, or the service itself (the
+/// Graph pull), which also writes the read-only attributes of extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Author {
+    Client,
+    Service,
+}
+
 /// Parse and validate a resource body (POST, PUT, and the result of a PATCH).
 pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
+    parse_by(rt, body, Author::Client)
+}
+
+/// [`parse_resource`] for what the service writes itself: the read-only
+/// attributes of extensions (the directory placement) are kept.
+pub fn parse_service_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
+    parse_by(rt, body, Author::Service)
+}
+
+fn parse_by(rt: &ResourceType, body: &Value, author: Author) -> Result<Object> {
     let body =
         body.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("a {} must be a JSON object", rt.name)))?;
     check_schemas(rt, body)?;
@@ -32,7 +50,7 @@ pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
             continue;
         }
         if let Some(ext) = rt.extension(key) {
-            put_extension(&mut out, ext, value)?;
+            put_extension(&mut out, ext, value, author)?;
             continue;
         }
         let target = if crate::path::has_urn_prefix(key) {
@@ -46,7 +64,7 @@ pub fn parse_resource(rt: &ResourceType, body: &Value) -> Result<Object> {
         // rejected: identity providers send whatever an admin mapped, and
         // failing the whole user for one unmapped field helps nobody.
         match target {
-            Some(Target::Extension(ext)) => put_extension(&mut out, ext, value)?,
+            Some(Target::Extension(ext)) => put_extension(&mut out, ext, value, author)?,
             Some(Target::Attribute(r)) => {
                 if !accepted(r.attr) || r.sub.is_some_and(|s| !accepted(s)) {
                     continue;
@@ -115,7 +133,7 @@ fn check_schemas(rt: &ResourceType, body: &Object) -> Result<()> {
     Ok(())
 }
 
-fn put_extension(out: &mut Object, ext: &Schema, value: &Value) -> Result<()> {
+fn put_extension(out: &mut Object, ext: &Schema, value: &Value, author: Author) -> Result<()> {
     let fields = match value {
         Value::Null => return Ok(()),
         Value::Object(o) => o,
@@ -123,7 +141,8 @@ fn put_extension(out: &mut Object, ext: &Schema, value: &Value) -> Result<()> {
     };
     for (k, v) in fields {
         let Some(attr) = ext.attribute(k) else { continue };
-        if !accepted(attr) {
+        let owned_by_service = author == Author::Service && attr.is_read_only() && !attr.is_never_returned();
+        if !accepted(attr) && !owned_by_service {
             continue;
         }
         let coerced = coerce(attr, v, Name::Qualified(ext.id, attr.name))?;
@@ -453,9 +472,19 @@ pub enum Projection {
     Exclude(Vec<AttrPath>),
 }
 
+/// The most distinct names `attributes` or `excludedAttributes` may hold:
+/// more than every attribute and sub-attribute of every schema, so a
+/// client never needs more, and a request cannot make the service resolve
+/// an unbounded list.
+pub const MAX_PROJECTION_NAMES: usize = 256;
+
 impl Projection {
     /// From the comma-separated query parameters (or SearchRequest fields).
     /// When both are given, `attributes` wins: it is the narrower request.
+    ///
+    /// Names are trimmed and deduplicated (case-insensitively) before they
+    /// are parsed; more than [`MAX_PROJECTION_NAMES`] distinct names is a
+    /// `tooMany` error.
     ///
     /// A name with a value filter (`emails[type eq "work"]`, which some
     /// clients send) stands for the attribute it filters: the answer holds
@@ -463,11 +492,22 @@ impl Projection {
     /// narrow itself; `attributes` selects attributes, not values (RFC 7644
     /// §3.4.2.5).
     pub fn from_params(attributes: Option<&str>, excluded: Option<&str>) -> Result<Self> {
-        let list = |text: &str| -> Result<Vec<AttrPath>> {
-            split_outside_brackets(text)
+        let list = |param: &str, text: &str| -> Result<Vec<AttrPath>> {
+            let mut seen = std::collections::HashSet::new();
+            let mut names = Vec::new();
+            for name in split_outside_brackets(text).into_iter().map(str::trim).filter(|s| !s.is_empty()) {
+                if seen.insert(name.to_ascii_lowercase()) {
+                    names.push(name);
+                    if names.len() > MAX_PROJECTION_NAMES {
+                        return Err(ScimError::too_many(format!(
+                            "'{param}' names more than {MAX_PROJECTION_NAMES} distinct attributes; \
+                             name each attribute once"
+                        )));
+                    }
+                }
+            }
+            names
                 .into_iter()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
                 .map(|s| {
                     if !s.contains('[') {
                         return AttrPath::parse(s).map_err(ScimError::invalid_path);
@@ -480,19 +520,33 @@ impl Projection {
                 })
                 .collect()
         };
-        match (attributes.map(list).transpose()?, excluded.map(list).transpose()?) {
-            (Some(a), _) if !a.is_empty() => Ok(Projection::Include(a)),
-            (_, Some(e)) if !e.is_empty() => Ok(Projection::Exclude(e)),
+        let attributes = attributes.map(|a| list("attributes", a)).transpose()?;
+        // `attributes` wins: the excluded list is not even parsed then.
+        if let Some(a) = attributes.filter(|a| !a.is_empty()) {
+            return Ok(Projection::Include(a));
+        }
+        match excluded.map(|e| list("excludedAttributes", e)).transpose()? {
+            Some(e) if !e.is_empty() => Ok(Projection::Exclude(e)),
             _ => Ok(Projection::Default),
         }
     }
 
+    /// This projection resolved against one resource type, once per
+    /// request: rendering each resource then costs no path resolution.
+    pub fn select(&self, rt: &'static ResourceType) -> Selection {
+        Selection::new(rt, self)
+    }
+
     /// Whether the response will carry top-level core attribute `name`:
     /// lets storage skip loading what will not be shown (a group's members).
-    pub fn includes(&self, rt: &ResourceType, name: &str) -> bool {
-        let Some(attr) = rt.core_attribute(name) else { return false };
-        let sel = Selection::new(rt, self);
-        sel.decide(&rt.core, attr).is_some()
+    pub fn includes(&self, rt: &'static ResourceType, name: &str) -> bool {
+        self.select(rt).includes(name)
+    }
+
+    /// Whether `name` (a core attribute of `rt`) is named in `attributes`.
+    pub fn names(&self, rt: &ResourceType, name: &str) -> bool {
+        matches!(self, Projection::Include(paths)
+            if paths.iter().any(|p| rt.resolve_attribute(p).is_some_and(|r| !r.extension && r.attr.name == name)))
     }
 }
 
@@ -514,11 +568,13 @@ fn split_outside_brackets(text: &str) -> Vec<&str> {
     parts
 }
 
-/// A projection with its paths resolved to canonical names.
-struct Selection<'a> {
+/// A projection with its paths resolved to canonical names for one
+/// resource type, deduplicated: what rendering consults per attribute.
+pub struct Selection {
+    rt: &'static ResourceType,
     mode: Mode,
     /// (schema id, attribute, sub-attribute); attribute `None` = the whole extension.
-    paths: Vec<(&'a str, Option<&'a str>, Option<&'a str>)>,
+    paths: Vec<(&'static str, Option<&'static str>, Option<&'static str>)>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -535,8 +591,8 @@ enum Emit<'a> {
     Subs(Vec<&'a str>),
 }
 
-impl<'a> Selection<'a> {
-    fn new(rt: &'a ResourceType, p: &Projection) -> Self {
+impl Selection {
+    fn new(rt: &'static ResourceType, p: &Projection) -> Self {
         let (mode, list) = match p {
             Projection::Default => (Mode::Default, &[][..]),
             Projection::Include(l) => (Mode::Include, l.as_slice()),
@@ -548,11 +604,18 @@ impl<'a> Selection<'a> {
                 Target::Extension(s) => Some((s.id, None, None)),
                 Target::Attribute(r) => Some((r.schema.id, Some(r.attr.name), r.sub.map(|s| s.name))),
             })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
-        Self { mode, paths }
+        Self { rt, mode, paths }
     }
 
-    fn decide(&self, schema: &Schema, attr: &'a AttributeDef) -> Option<Emit<'a>> {
+    /// Whether the output carries top-level core attribute `name`.
+    pub fn includes(&self, name: &str) -> bool {
+        self.rt.core_attribute(name).is_some_and(|attr| self.decide(&self.rt.core, attr).is_some())
+    }
+
+    fn decide(&self, schema: &Schema, attr: &'static AttributeDef) -> Option<Emit<'static>> {
         match attr.returned {
             Returned::Never => return None,
             Returned::Always => return Some(Emit::Whole),
@@ -560,7 +623,7 @@ impl<'a> Selection<'a> {
         }
         let named = |p: &&(&str, Option<&str>, Option<&str>)| p.0 == schema.id && p.1.is_none_or(|a| a == attr.name);
         let whole = self.paths.iter().filter(named).any(|p| p.2.is_none());
-        let subs: Vec<&'a str> =
+        let subs: Vec<&'static str> =
             self.paths.iter().filter(named).filter_map(|p| p.2).filter_map(|s| attr.sub(s).map(|d| d.name)).collect();
         match self.mode {
             Mode::Default => (attr.returned == Returned::Default).then_some(Emit::Whole),
@@ -608,14 +671,19 @@ impl<'a> Selection<'a> {
 /// Render a stored resource for a response: `schemas` first, then `id`,
 /// `externalId`, the core attributes in schema order, the extensions, and
 /// `meta` last.
-pub fn render(rt: &ResourceType, resource: &Object, projection: &Projection) -> Value {
-    let sel = Selection::new(rt, projection);
+pub fn render(rt: &'static ResourceType, resource: &Object, projection: &Projection) -> Value {
+    render_selected(resource, &projection.select(rt))
+}
+
+/// [`render`] with the projection already resolved ([`Projection::select`]).
+pub fn render_selected(resource: &Object, sel: &Selection) -> Value {
+    let rt = sel.rt;
     let common = crate::schema::common_attributes();
     let mut out = Object::new();
     out.insert("schemas".into(), Value::Array(vec![Value::String(rt.core.id.into())]));
 
     let emit_attrs =
-        |out: &mut Object, schema: &Schema, attrs: &mut dyn Iterator<Item = &AttributeDef>, from: &Object| {
+        |out: &mut Object, schema: &Schema, attrs: &mut dyn Iterator<Item = &'static AttributeDef>, from: &Object| {
             for attr in attrs {
                 let Some(value) = from.get(attr.name) else { continue };
                 if value.is_null() {

@@ -495,9 +495,14 @@ fn directory_user_schema() -> Schema {
         id: urn::DIRECTORY_USER,
         name: "DirectoryUser",
         description: "Placement of the user in the product, matched from a directory field by the Microsoft Graph pull",
+        // Written by the service (the Graph pull), never by a SCIM client:
+        // what a user may see in the product is not for the identity
+        // provider's connector to set. A client's value is ignored, and a
+        // client's PUT or PATCH leaves the service's value as it is.
         attributes: vec![
-            string("unit", "The unit the user belongs to; absent when no unit matched (unassigned)."),
-            string("userTypes", "The user types of the user within the unit.").multi(),
+            string("unit", "The unit the user belongs to; absent when no unit matched (unassigned).")
+                .mutability(Mutability::ReadOnly),
+            string("userTypes", "The user types of the user within the unit.").multi().mutability(Mutability::ReadOnly),
         ],
     }
 }

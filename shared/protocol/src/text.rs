@@ -137,6 +137,40 @@ pub fn fold(s: &str) -> String {
     nfc(s).to_lowercase()
 }
 
+/// The key under which two identifiers are the same for uniqueness
+/// (userName, group names, work emails): compatibility forms as their
+/// plain letters (NFKC: fullwidth `ａ` is `a`), lower case, and then each
+/// non-ASCII character that Unicode's confusables table (UTS #39) draws as
+/// ASCII text, as that text (dotless `ı` and Cyrillic `а` are `i` and
+/// `a`). So `ａdmin`, `admın` and `аdmin` cannot be created beside
+/// `admin`. ASCII is only lower-cased: `rn` and `m` stay apart, and
+/// accented letters (`é`) stay themselves.
+///
+/// Every value equal under [`fold`] has the same key; the key is coarser,
+/// so a lookup by key is re-checked with the filter's own comparison.
+pub fn uniqueness_key(s: &str) -> String {
+    let lowered = s.nfkc().collect::<String>().to_lowercase();
+    if lowered.is_ascii() {
+        return lowered;
+    }
+    let mut out = String::with_capacity(lowered.len());
+    let mut buf = [0u8; 4];
+    for c in lowered.chars() {
+        if c.is_ascii() {
+            out.push(c);
+            continue;
+        }
+        let drawn: String = unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
+        if !drawn.is_empty() && drawn.is_ascii() {
+            out.push_str(&drawn.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    // Lower-casing can leave text that is not NFC (`İ` is `i` and a dot).
+    nfc(&out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +240,30 @@ mod tests {
             detail.contains("'displayName'") && detail.contains("U+202E") && detail.contains("character 5"),
             "{detail}"
         );
+    }
+
+    #[test]
+    fn uniqueness_keys_make_look_alikes_one() {
+        let admin = uniqueness_key("admin@example.com");
+        for look_alike in [
+            "ＡＤＭＩＮ@example.com",
+            "\u{ff41}dmin@example.com",
+            "adm\u{131}n@example.com",
+            "\u{430}dmin@example.com",
+            "Admin@Example.COM",
+            "admin@ｅxample.com",
+        ] {
+            assert_eq!(uniqueness_key(look_alike), admin, "{look_alike}");
+        }
+        // Different names stay different.
+        for other in ["adrnin@example.com", "admln@example.com", "admin2@example.com", "admín@example.com"] {
+            assert_ne!(uniqueness_key(other), admin, "{other}");
+        }
+        // Every fold-equal pair has one key.
+        for (a, b) in [("JOSE\u{301}@x", "jos\u{e9}@x"), ("İstanbul", "i\u{307}stanbul"), ("Straße", "straße")] {
+            assert_eq!(fold(a), fold(b));
+            assert_eq!(uniqueness_key(a), uniqueness_key(b), "{a} {b}");
+        }
     }
 
     #[test]

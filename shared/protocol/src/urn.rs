@@ -7,6 +7,11 @@ pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterp
 /// (unit and user types matched from a directory field).
 pub const DIRECTORY_USER: &str = "urn:lockstep:params:scim:schemas:extension:directory:2.0:User";
 
+/// The product's extension of /ServiceProviderConfig: limits that RFC 7643
+/// §5 has no attribute for, kept out of the standard attributes so that
+/// strict clients read the document.
+pub const LIMITS_CONFIG: &str = "urn:lockstep:params:scim:schemas:extension:limits:2.0:ServiceProviderConfig";
+
 pub const SERVICE_PROVIDER_CONFIG: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";

@@ -849,3 +849,134 @@ pub(crate) async fn work_email_lookup_cost_is_independent_of_tenant_size() {
     assert_eq!(costs[0], costs[1], "the lookup at 10 and at 20,000 users");
     assert_eq!(costs[0], Calls { get: 0, batch_get: 1, write: 0, transact: 0, batch_write: 0, query: 1 });
 }
+
+/// GIVEN "admin@x.io" WHEN users whose names only look like it are created
+/// (fullwidth letters, a dotless i, a Cyrillic a, other case) THEN each is
+/// 409 uniqueness; names that differ (an accented letter, "rn" for "m")
+/// are created, and a filter still finds exactly the name it asks for.
+pub(crate) async fn look_alike_user_names_are_one_name(t: TestTable) {
+    let dir = directory(Arc::clone(&t.table));
+    let acme = tenant(&dir, "acme").await;
+    let admin = new_user(&dir, &acme, "admin@x.io").await;
+    for look_alike in ["\u{ff41}dmin@x.io", "ＡＤＭＩＮ@x.io", "adm\u{131}n@x.io", "\u{430}dmin@x.io", "Admin@X.IO"]
+    {
+        let e = dir.create(&acme, Kind::User, user_attrs(look_alike), &[]).await.map_err(scim).err();
+        let e = e.unwrap_or_else(|| panic!("{look_alike} was created beside admin@x.io"));
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)), "{look_alike}: {}", e.detail);
+    }
+    for different in ["adm\u{ed}n@x.io", "adrnin@x.io"] {
+        new_user(&dir, &acme, different).await;
+    }
+    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "ADMIN@x.io""#).await, vec![admin.id.clone()]);
+    assert!(
+        find(&dir, &acme, Kind::User, "userName eq \"\u{430}dmin@x.io\"").await.is_empty(),
+        "a look-alike is another name"
+    );
+    // Group names follow the same rule.
+    new_group(&dir, &acme, "Admins", &[]).await;
+    let e = dir.create(&acme, Kind::Group, group_attrs("\u{410}dmins"), &[]).await.map_err(scim).err();
+    assert_eq!(e.map(|e| e.status), Some(409));
+}
+
+/// GIVEN a user placed by the service (the Graph pull writes the
+/// directory extension) WHEN a SCIM client sends the placement on create,
+/// replaces the user without it, or patches it THEN the client's value is
+/// ignored, a replace keeps the service's value, and a PATCH naming it is
+/// refused: the placement decides what the user may see in the product.
+pub(crate) async fn the_directory_placement_is_owned_by_the_service(t: TestTable) {
+    const PLACEMENT: &str = "urn:lockstep:params:scim:schemas:extension:directory:2.0:User";
+    let dir = directory(Arc::clone(&t.table));
+    let acme = tenant(&dir, "acme").await;
+    // A client's create: the placement it sends is not kept.
+    let body = json!({ "userName": "self@x.io", PLACEMENT: { "unit": "Board", "userTypes": ["Admin"] } });
+    let by_client = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
+    let u = dir.create(&acme, Kind::User, by_client, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(u.resource.get(PLACEMENT).is_none(), "{:?}", u.resource);
+
+    // The service places a user.
+    let placed = json!({ "userName": "ola@x.io", PLACEMENT: { "unit": "Oslo", "userTypes": ["Nurse"] } });
+    let placed = scim_protocol::parse_service_resource(user(), &placed).unwrap_or_else(|e| panic!("{e}"));
+    let pulled = dir.pull_user(&acme, "graph-1", None, &placed).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pulled, lockstep_core::Pulled::Created);
+    let ola = find(&dir, &acme, Kind::User, r#"userName eq "ola@x.io""#).await;
+    let id = ola.first().cloned().unwrap_or_else(|| panic!("not created"));
+    let placement = || async {
+        dir.get(&acme.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}")).resource.get(PLACEMENT).cloned()
+    };
+    assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })));
+
+    // A client's PUT without it, or with another: the service's value stays.
+    for body in [
+        json!({ "userName": "ola@x.io", "displayName": "Ola" }),
+        json!({ "userName": "ola@x.io", PLACEMENT: { "unit": "Board" } }),
+    ] {
+        let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
+        dir.replace(&acme, Kind::User, &id, attrs, None, None).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })), "after {body}");
+    }
+    // A PATCH naming it is refused; one that does not leaves it.
+    let by_path = patch(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": format!("{PLACEMENT}:unit"), "value": "Board" }] }));
+    let e = dir.patch(&acme, Kind::User, &id, &by_path, None).await.map_err(scim).err();
+    assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::Mutability))));
+    let other = patch(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "displayName", "value": "Ola H" }] }));
+    dir.patch(&acme, Kind::User, &id, &other, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })));
+}
+
+/// GIVEN a user whose index entries were written in the first key form
+/// (NFC, lower case; no manager entry) WHEN `reindex` runs THEN its entries
+/// move to the current form (look-alikes are one key, the manager is
+/// indexed), the old ones are gone, and a second run has nothing to do.
+pub(crate) async fn reindex_moves_entries_to_the_current_key_form(t: TestTable) {
+    use lockstep_core::model::{self, IndexAttr};
+    let dir = directory(Arc::clone(&t.table));
+    let acme = tenant(&dir, "acme").await;
+    let boss = new_user(&dir, &acme, "boss@x.io").await;
+    let name = "\u{ff4f}la@x.io"; // fullwidth o: NFC keeps it, NFKC does not
+    let body =
+        json!({ "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { "manager": { "value": boss.id } } });
+    let u = dir.create(&acme, Kind::User, user_with(name, body), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    // Rewrite it as the first form wrote it.
+    let key = model::resource("acme", Kind::User, &u.id);
+    let mut item = t.table.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("no item"));
+    let mut data: Value = serde_json::from_str(&item.data).unwrap_or_default();
+    if let Some(meta) = data["meta"].as_object_mut() {
+        meta.remove("keys");
+    }
+    item.data = data.to_string();
+    let current = model::index_entry("acme", IndexAttr::UserName, name, true, &u.id);
+    let first = model::index_entry_in("acme", IndexAttr::UserName, name, true, &u.id, 1);
+    let manager = model::index_entry("acme", IndexAttr::UserManager, &boss.id, false, &u.id);
+    assert_ne!(current, first, "the two forms differ for this name");
+    let first_entry = Item {
+        pk: first.pk.clone(),
+        sk: first.sk.clone(),
+        version: 1,
+        data: json!({ "id": u.id }).to_string(),
+        ..Item::default()
+    };
+    t.table
+        .transact(vec![
+            Write::Put { item, cond: Cond::Always },
+            Write::Delete { key: current.clone(), cond: Cond::Always },
+            Write::Delete { key: manager.clone(), cond: Cond::Always },
+            Write::Put { item: first_entry, cond: Cond::Always },
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(find(&dir, &acme, Kind::User, &format!("userName eq \"{name}\"")).await.is_empty(), "stale before");
+
+    let done = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((done.rewritten, done.refused.len()), (1, 0), "{done:?}");
+    assert_eq!(find(&dir, &acme, Kind::User, &format!("userName eq \"{name}\"")).await, vec![u.id.clone()]);
+    assert!(t.table.get(&first).await.ok().flatten().is_none(), "the first-form entry is gone");
+    assert!(t.table.get(&current).await.ok().flatten().is_some());
+    assert!(t.table.get(&manager).await.ok().flatten().is_some(), "the manager is indexed");
+    let again = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.rewritten, 0, "nothing left to do");
+    // The name is now unique with its look-alikes.
+    let e = dir.create(&acme, Kind::User, user_attrs("ola@x.io"), &[]).await.map_err(scim).err();
+    assert_eq!(e.map(|e| e.status), Some(409));
+}

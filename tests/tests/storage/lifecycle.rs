@@ -254,6 +254,10 @@ pub(crate) async fn the_job_sweeps_a_half_failed_delete(t: TestTable) {
     let failed = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
     assert_eq!(failed.map(|e| e.status), Some(500));
     assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind");
+    // What a representation of the group shows leaves the deleted user out
+    // already: a marker stands for its unfinished delete.
+    let shown = dir.members_up_to(&acme.id, &g.id, 100).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(shown.map(|m| m.len()), Some(0), "a member whose delete is unfinished is not shown");
 
     let soon = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(soon.swept, 0, "a cleanup younger than the grace period may still be running");
@@ -318,5 +322,93 @@ pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
     assert_eq!(first.purged_users + second.purged_users, 20);
     for t in [&acme, &zinc] {
         assert!(dir.retired(&t.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    }
+}
+
+/// GIVEN a manager and two reports (enterprise `manager.value`) WHEN the
+/// manager is deleted THEN the reports keep the reference while it may be
+/// restored; WHEN it is purged THEN the references are gone, each report
+/// at a new version, and another user's manager is untouched.
+pub(crate) async fn a_purge_removes_references_to_the_purged_user(t: TestTable) {
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&dir, "acme").await;
+    let boss = new_user(&dir, &acme, "boss@x.io").await;
+    let other = new_user(&dir, &acme, "other@x.io").await;
+    let mut reports = Vec::new();
+    for (name, manager) in [("r1@x.io", &boss), ("r2@x.io", &boss), ("r3@x.io", &other)] {
+        let body = json!({ "userName": name, ENTERPRISE: { "manager": { "value": manager.id }, "department": "Ops" } });
+        let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
+        reports.push(dir.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let manager_of = |id: String| {
+        let dir = &dir;
+        let acme = &acme;
+        async move {
+            let u = dir.get(&acme.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}"));
+            (u.resource[ENTERPRISE].get("manager").cloned(), u.version, u.resource[ENTERPRISE]["department"].clone())
+        }
+    };
+    dir.delete(&acme, Kind::User, &boss.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(manager_of(reports[0].id.clone()).await.0, Some(json!({ "value": boss.id })), "kept while restorable");
+
+    clock.advance(91 * DAY);
+    let run = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.purged_users, 1);
+    for r in &reports[..2] {
+        let (manager, version, department) = manager_of(r.id.clone()).await;
+        assert_eq!(manager, None, "the purged manager is no longer named");
+        assert!(version > r.version, "a new version");
+        assert_eq!(department, json!("Ops"), "the rest of the extension stays");
+    }
+    assert_eq!(manager_of(reports[2].id.clone()).await.0, Some(json!({ "value": other.id })));
+}
+
+/// GIVEN a user with a marker value in every attribute WHEN it is deleted
+/// and purged THEN nothing of it is readable: by any key, and on the
+/// embedded store not in the store file either, after more writes and a
+/// reopen.
+pub(crate) async fn purged_users_leave_nothing_in_the_store_file(t: TestTable) {
+    let clock = at_start();
+    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&dir, "acme").await;
+    let marker = "Zq7marker";
+    let body = json!({
+        "userName": format!("{marker}@x.io"),
+        "name": { "givenName": format!("{marker}Given"), "familyName": format!("{marker}Family") },
+        "emails": [{ "type": "work", "value": format!("{marker}.mail@x.io") }],
+        "addresses": [{ "streetAddress": format!("1 {marker} Street") }],
+        // Large enough to take pages of its own, which a later write need not reuse.
+        "nickName": marker.repeat(3000),
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { "employeeNumber": format!("{marker}-77") },
+    });
+    let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
+    let u = dir.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let g = new_group(&dir, &acme, "Team", &[&u]).await;
+    for i in 0..20 {
+        new_user(&dir, &acme, &format!("filler{i}@x.io")).await;
+    }
+    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    clock.advance(91 * DAY);
+    let run = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.purged_users, 1);
+    assert_eq!(traces_of_user(&t.table, &acme.id, &u.id, &format!("{marker}@x.io"), &[&g.id]).await, 0);
+    for i in 0..5 {
+        new_user(&dir, &acme, &format!("after{i}@x.io")).await;
+    }
+    if let Some(file) = t.store_file() {
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+        let found = bytes.windows(marker.len()).filter(|w| *w == marker.as_bytes()).count();
+        assert_eq!(found, 0, "the purged user's data is still in {}", file.display());
+        assert!(bytes.windows(b"after4@x.io".len()).any(|w| w == b"after4@x.io"), "live data is there");
+        // The file as it is on disk opens as a whole store (a copy: the
+        // original is open here).
+        let copy = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(&file, copy.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+        let reopened =
+            lockstep_embedded::EmbeddedTable::open(&copy.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+        let dir = directory_on(Arc::new(reopened), clock);
+        assert_eq!(user_names(&dir, &acme).await.len(), 25, "every live user survives the rewrite and a reopen");
     }
 }

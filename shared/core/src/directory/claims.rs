@@ -17,18 +17,20 @@ pub(super) struct Claim {
     pub(super) attr: IndexAttr,
     pub(super) value: String,
     pub(super) unique: bool,
+    /// The key form the entry is (to be) written in ([`model::KEY_FORM`]).
+    pub(super) form: u64,
 }
 
 impl Claim {
     pub(super) fn key(&self, t: &str, id: &str) -> Key {
-        model::index_entry(t, self.attr, &self.value, self.unique, id)
+        model::index_entry_in(t, self.attr, &self.value, self.unique, id, self.form)
     }
 
     /// Same entry in the table: values that normalise alike are one claim.
     pub(super) fn same_entry(&self, other: &Claim) -> bool {
         self.attr == other.attr
             && self.unique == other.unique
-            && self.attr.normalise(&self.value) == other.attr.normalise(&other.value)
+            && self.attr.normalise_in(&self.value, self.form) == other.attr.normalise_in(&other.value, other.form)
     }
 }
 
@@ -41,11 +43,17 @@ pub(crate) fn text<'a>(attrs: &'a Object, name: &str) -> Option<&'a str> {
 }
 
 /// The values of a user's emails of type `work`.
-fn work_emails(attrs: &Object) -> impl Iterator<Item = &str> {
+pub(super) fn work_emails(attrs: &Object) -> impl Iterator<Item = &str> {
     attrs.get("emails").and_then(Value::as_array).into_iter().flatten().filter_map(|e| {
         let work = e.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"));
         e.get("value").and_then(Value::as_str).filter(|v| work && !v.is_empty())
     })
+}
+
+/// The id a user's enterprise `manager.value` names, if it could be one.
+fn manager_of(attrs: &Object) -> Option<&str> {
+    let manager = attrs.get(scim_protocol::urn::ENTERPRISE_USER)?.get("manager")?;
+    manager.get("value").and_then(Value::as_str).filter(|v| model::is_possible_id(v))
 }
 
 /// The index entries a resource's attributes call for under `settings`.
@@ -53,7 +61,7 @@ pub(super) fn claims(kind: Kind, attrs: &Object, settings: &TenantSettings) -> V
     let mut out = Vec::new();
     let mut claim = |attr, value: Option<&str>, unique| {
         if let Some(v) = value {
-            out.push(Claim { attr, value: v.to_string(), unique });
+            out.push(Claim { attr, value: v.to_string(), unique, form: model::KEY_FORM });
         }
     };
     match kind {
@@ -63,6 +71,7 @@ pub(super) fn claims(kind: Kind, attrs: &Object, settings: &TenantSettings) -> V
             for email in work_emails(attrs) {
                 claim(IndexAttr::UserWorkEmail, Some(email), false);
             }
+            claim(IndexAttr::UserManager, manager_of(attrs), false);
         }
         Kind::Group => {
             claim(IndexAttr::GroupExternalId, text(attrs, "externalId"), settings.unique_external_ids);
@@ -84,14 +93,19 @@ pub(super) fn stored_claims(kind: Kind, stored: &Stored, settings: &TenantSettin
         // Written before work emails were indexed: it has no such entries.
         out.retain(|c| c.attr != IndexAttr::UserWorkEmail);
     }
+    if stored.key_form < 2 {
+        // Written before the manager index.
+        out.retain(|c| c.attr != IndexAttr::UserManager);
+    }
     for c in &mut out {
+        c.form = stored.key_form;
         c.unique = match &stored.unique_entries {
             Some(tags) => tags.iter().any(|t| t == c.attr.tag()),
             // Written before entries were recorded: by the rules of then.
             None => match c.attr {
                 IndexAttr::UserName | IndexAttr::UserExternalId | IndexAttr::GroupExternalId => true,
                 IndexAttr::GroupName => settings.unique_group_names,
-                IndexAttr::UserWorkEmail => false,
+                IndexAttr::UserWorkEmail | IndexAttr::UserManager => false,
             },
         };
     }

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 
-use scim_protocol::Object;
+use scim_protocol::{MemberChanges, Object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -250,11 +250,48 @@ impl Directory {
     }
 
     /// Remove the memberships of a resource that is gone: the groups it is
-    /// in and, with `clear_members`, its own members. Idempotent.
+    /// in and, with `clear_members`, its own members; for a user,
+    /// `clear_members` means it is purged, and other users' references to
+    /// it (their manager) go too. Idempotent.
     async fn sweep_memberships(&self, t: &TenantId, kind: Kind, id: &str, clear_members: bool) -> Result<()> {
         self.remove_from_all_groups(t, id).await?;
-        if kind == Kind::Group && clear_members {
-            self.clear_members(t, id).await?;
+        match kind {
+            Kind::Group if clear_members => self.clear_members(t, id).await?,
+            Kind::User if clear_members => self.clear_references_to(t, id).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Remove `manager` from every user whose manager is the purged user
+    /// `id`, through the write path (a new version each). Found by the
+    /// manager index: O(users it managed).
+    async fn clear_references_to(&self, t: &TenantId, id: &str) -> Result<()> {
+        let Some(tenant) = self.tenant(t).await? else { return Ok(()) };
+        let mut pages =
+            self.pages(Query::table(model::index_pk(t.as_str(), model::IndexAttr::UserManager, id), SortKey::All, 0));
+        let mut reports = Vec::new();
+        while let Some(items) = pages.next().await? {
+            reports.extend(items.iter().filter_map(claims::id_of_entry));
+        }
+        for user in reports {
+            let without_manager = |current: &Object| {
+                let mut next = current.clone();
+                if let Some(Value::Object(ext)) = next.get_mut(scim_protocol::urn::ENTERPRISE_USER)
+                    && ext.get("manager").and_then(|m| m.get("value")).and_then(Value::as_str) == Some(id)
+                {
+                    ext.remove("manager");
+                    if ext.is_empty() {
+                        next.remove(scim_protocol::urn::ENTERPRISE_USER);
+                    }
+                }
+                Ok((next, MemberChanges::default()))
+            };
+            // Boxed: an update can retire a user, whose cleanup comes back here.
+            match Box::pin(self.update_telling(&tenant, Kind::User, &user, None, without_manager)).await {
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

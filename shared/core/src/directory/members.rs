@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::{Directory, GroupRef, Member, not_found};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
-use crate::store::{Cond, Item, Key, PageKey, Query, SortKey, StoreError, Write};
+use crate::store::{Cond, Item, Key, MAX_BATCH_GETS, PageKey, Query, SortKey, StoreError, Write};
 use crate::tenant::TenantId;
 
 /// The query for a group's member entries.
@@ -170,23 +170,34 @@ impl Directory {
     }
 
     pub(super) async fn all_members(&self, t: &TenantId, group: &str) -> Result<Vec<Member>> {
-        self.members_up_to(t, group, usize::MAX).await.map(Option::unwrap_or_default)
+        self.member_entries_up_to(t, group, usize::MAX).await.map(Option::unwrap_or_default)
     }
 
-    /// A group's members for its representation: all of them, or `None`
-    /// when it has more than [`Limits::max_inline_members`], which one
-    /// response cannot carry. Reads at most that many and one more.
-    ///
-    /// [`Limits::max_inline_members`]: super::Limits::max_inline_members
-    pub async fn inline_members(&self, t: &TenantId, group: &str) -> Result<Option<Vec<Member>>> {
-        self.members_up_to(t, group, self.limits.max_inline_members).await
+    /// A group's members for its representation: up to `cap` of them, or
+    /// `None` past it. Reads at most `cap` entries and one more. A member
+    /// whose delete has not finished removing its memberships (a sweep
+    /// marker stands for it) is gone already and is not shown.
+    pub async fn members_up_to(&self, t: &TenantId, group: &str, cap: usize) -> Result<Option<Vec<Member>>> {
+        let Some(mut members) = self.member_entries_up_to(t, group, cap).await? else { return Ok(None) };
+        if !members.is_empty() {
+            let leaving = self.unfinished_deletes(t).await?;
+            if !leaving.is_empty() {
+                members.retain(|m| !leaving.contains(&(m.kind, m.id.clone())));
+            }
+        }
+        Ok(Some(members))
     }
 
-    /// Up to `cap` members, or `None` past it.
-    pub(super) async fn members_up_to(&self, t: &TenantId, group: &str, cap: usize) -> Result<Option<Vec<Member>>> {
+    /// Up to `cap` member entries, or `None` past it.
+    pub(super) async fn member_entries_up_to(
+        &self,
+        t: &TenantId,
+        group: &str,
+        cap: usize,
+    ) -> Result<Option<Vec<Member>>> {
         let mut out = Vec::new();
         let mut pages = self.pages(members_query(t, group));
-        while let Some(items) = pages.next().await? {
+        while let Some(items) = pages.next_at_most(cap.saturating_add(1).saturating_sub(out.len())).await? {
             out.extend(items.iter().map(member_of_entry));
             if out.len() > cap {
                 return Ok(None);
@@ -218,7 +229,41 @@ impl Directory {
     }
 
     /// The groups a user (or group) belongs to, with display names: the
-    /// `groups` attribute of a user.
+    /// `groups` attribute of a user. At most `cap` groups, and at most the
+    /// read budget's bytes of group items; `None` past either.
+    pub async fn groups_up_to(&self, t: &TenantId, member: &str, cap: usize) -> Result<Option<Vec<GroupRef>>> {
+        let mut ids = Vec::new();
+        if model::is_possible_id(member) {
+            let mut pages = self.pages(Query::table(model::member_of_pk(t.as_str(), member), SortKey::All, 0));
+            while let Some(items) = pages.next_at_most(cap.saturating_add(1).saturating_sub(ids.len())).await? {
+                ids.extend(items.into_iter().map(|i| i.sk));
+                if ids.len() > cap {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut groups = Vec::with_capacity(ids.len());
+        let mut bytes = 0usize;
+        for chunk in ids.chunks(MAX_BATCH_GETS) {
+            let keys: Vec<Key> = chunk.iter().map(|id| model::resource(t.as_str(), Kind::Group, id)).collect();
+            for item in self.table.batch_get(&keys).await? {
+                bytes += item.data.len();
+                if bytes > self.limits.read_budget_bytes {
+                    return Ok(None);
+                }
+                let g = self.stored(Kind::Group, &item.sk, &item)?;
+                groups.push(GroupRef {
+                    display: g.resource.get("displayName").and_then(Value::as_str).map(str::to_string),
+                    id: g.id,
+                });
+            }
+        }
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Some(groups))
+    }
+
+    /// Every group a user (or group) belongs to, with display names, however
+    /// many (operator tools and tests; responses use [`Self::groups_up_to`]).
     pub async fn groups_of(&self, t: &TenantId, member: &str) -> Result<Vec<GroupRef>> {
         let ids = self.group_ids_of(t, member).await?;
         let mut groups: Vec<GroupRef> = self
@@ -232,6 +277,21 @@ impl Directory {
             .collect();
         groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(groups)
+    }
+
+    /// The resources whose delete has not finished removing their
+    /// memberships: a sweep marker stands for each (one query, almost
+    /// always empty).
+    pub(super) async fn unfinished_deletes(&self, t: &TenantId) -> Result<BTreeSet<(Kind, String)>> {
+        let mut out = BTreeSet::new();
+        let mut pages = self.pages(Query::table(model::sweeps_pk(t.as_str()), SortKey::All, 0));
+        while let Some(items) = pages.next().await? {
+            out.extend(items.iter().filter_map(|i| {
+                let (kind, id) = i.sk.split_once('#')?;
+                Some((Kind::from_key_name(kind)?, id.to_string()))
+            }));
+        }
+        Ok(out)
     }
 
     /// Remove a user (or group) from every group it belongs to; returns the

@@ -47,6 +47,14 @@ pub struct Limits {
     pub scan_budget: usize,
     /// Items one cursor page may read.
     pub cursor_read_budget: usize,
+    /// Stored bytes one request may read to serve a filter, a cursor page
+    /// or a `startIndex` (beside the item budgets): resources of up to
+    /// `max_resource_bytes` make the item budgets alone too large.
+    pub read_budget_bytes: usize,
+    /// Stored bytes of the resources one page carries; a page ends early
+    /// (with at least one resource) rather than pass it, and says so by its
+    /// `itemsPerPage` and cursor.
+    pub max_page_bytes: usize,
     pub cursor_ttl_secs: i64,
     /// The longest indexed value (userName, externalId, displayName), bytes.
     pub max_indexed_value: usize,
@@ -68,6 +76,8 @@ impl Default for Limits {
             max_page_size: 1000,
             scan_budget: 10_000,
             cursor_read_budget: 2_000,
+            read_budget_bytes: 32 << 20,
+            max_page_bytes: 2 << 20,
             cursor_ttl_secs: 3600,
             max_indexed_value: 1024,
             max_resource_bytes: 100 * 1024,
@@ -88,6 +98,9 @@ pub struct Stored {
     /// Which of its index entries were written unique (their tags), as the
     /// item records it; `None` for items written before it did.
     unique_entries: Option<Vec<String>>,
+    /// The form its index entries were written in (`meta.keys`; 1 before
+    /// items recorded it).
+    key_form: u64,
 }
 
 impl Stored {
@@ -184,7 +197,8 @@ impl Directory {
                 "version": etag::etag(item.version),
             }),
         );
-        Ok(Stored { kind, id: id.to_string(), version: item.version, resource, unique_entries })
+        let key_form = meta.as_ref().and_then(|m| m.get("keys")).and_then(Value::as_u64).unwrap_or(1);
+        Ok(Stored { kind, id: id.to_string(), version: item.version, resource, unique_entries, key_form })
     }
 
     pub async fn get(&self, t: &TenantId, kind: Kind, id: &str) -> Result<Stored> {

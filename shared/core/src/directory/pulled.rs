@@ -48,9 +48,14 @@ impl Directory {
         Ok(out)
     }
 
-    /// Live users whose work email is `email` (case-insensitively).
+    /// Live users whose work email is `email` (case-insensitively; the
+    /// index also finds look-alikes, which are not the same address).
     async fn users_with_work_email(&self, t: &TenantId, email: &str) -> Result<Vec<Stored>> {
-        self.lookup(t, Kind::User, &IndexedEq { attr: IndexedAttr::WorkEmail, value: email.to_string() }).await
+        let eq = IndexedEq { attr: IndexedAttr::WorkEmail, value: email.to_string() };
+        let mut users = self.lookup(t, Kind::User, &eq).await?;
+        let wanted = scim_protocol::text::fold(email);
+        users.retain(|u| super::claims::work_emails(&u.resource).any(|e| scim_protocol::text::fold(e) == wanted));
+        Ok(users)
     }
 
     /// Pull a user into the tenant: update the user `graph_id` is linked

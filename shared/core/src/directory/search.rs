@@ -11,9 +11,9 @@ use serde_json::json;
 use super::claims::id_of_entry;
 use super::{Directory, SearchPage, Stored, resources_query};
 use crate::cursor::{self, CursorState};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{self, IndexAttr, Kind};
-use crate::store::{Cond, Item, Key, PageKey, Query, SortKey, Write};
+use crate::store::{Cond, Item, Key, MAX_BATCH_GETS, PageKey, Query, SortKey, Write};
 use crate::tenant::TenantId;
 
 impl Directory {
@@ -26,17 +26,22 @@ impl Directory {
 
     /// Resources matching an indexed equality, from the index.
     pub(super) async fn lookup(&self, t: &TenantId, kind: Kind, eq: &IndexedEq) -> Result<Vec<Stored>> {
+        let ids = self.lookup_ids(t, kind, eq).await?;
+        self.get_many(t, kind, &ids).await
+    }
+
+    /// The ids an indexed equality finds, in id order, at most the scan
+    /// budget. Index keys are coarser than equality (look-alikes share a
+    /// key): what they find is checked against the filter itself.
+    async fn lookup_ids(&self, t: &TenantId, kind: Kind, eq: &IndexedEq) -> Result<Vec<String>> {
         let attr = match (kind, eq.attr) {
             (_, IndexedAttr::Id) => {
-                return match self.get(t, kind, &eq.value).await {
-                    Ok(s) => Ok(vec![s]),
-                    Err(Error::NotFound(_)) => Ok(Vec::new()),
-                    Err(e) => Err(e),
-                };
+                return Ok(if model::is_possible_id(&eq.value) { vec![eq.value.clone()] } else { Vec::new() });
             }
             (Kind::Group, IndexedAttr::MemberValue) => {
-                let ids = self.group_ids_of(t, &eq.value).await?;
-                return self.get_many(t, kind, &ids).await;
+                let mut ids = self.group_ids_of(t, &eq.value).await?;
+                ids.sort();
+                return Ok(ids);
             }
             (Kind::User, IndexedAttr::UserName) => IndexAttr::UserName,
             (Kind::User, IndexedAttr::WorkEmail) => IndexAttr::UserWorkEmail,
@@ -56,7 +61,9 @@ impl Directory {
                 return Err(ScimError::too_many("the filter matches more resources than one request reads").into());
             }
         }
-        self.get_many(t, kind, &ids).await
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// List or filter resources, with index or cursor paging.
@@ -74,28 +81,41 @@ impl Directory {
         let page_size = paging.page_size(self.limits.default_page_size, self.limits.max_page_size);
         let page_size = usize::try_from(page_size).unwrap_or(usize::MAX);
         if let Some(eq) = filter.and_then(|f| f.indexed_equality(rt)) {
-            let mut found = self.lookup(t, kind, &eq).await?;
-            if let Some(f) = filter {
-                // Group members are not in the group item: a group found by
-                // membership has that member for the rest of the filter.
-                let with_member = |s: &Stored| {
-                    let mut r = s.resource.clone();
-                    if eq.attr == IndexedAttr::MemberValue {
-                        r.insert("members".into(), json!([{ "value": eq.value }]));
+            let ids = self.lookup_ids(t, kind, &eq).await?;
+            let mut window = self.window(t, kind, filter, paging, page_size)?;
+            let mut budget = ReadBudget::new(self, rt);
+            for chunk in ids.chunks(MAX_BATCH_GETS) {
+                let keys: Vec<Key> = chunk.iter().map(|id| model::resource(t.as_str(), kind, id)).collect();
+                let mut items = self.table.batch_get(&keys).await?;
+                items.sort_by(|a, b| a.sk.cmp(&b.sk));
+                for item in &items {
+                    budget.read(item)?;
+                    let s = self.stored(kind, &item.sk, item)?;
+                    // Group members are not in the group item: a group found
+                    // by membership has that member for the rest of the filter.
+                    let matches = filter.is_none_or(|f| {
+                        if eq.attr == IndexedAttr::MemberValue {
+                            let mut r = s.resource.clone();
+                            r.insert("members".into(), json!([{ "value": eq.value }]));
+                            f.matches(rt, &r)
+                        } else {
+                            f.matches(rt, &s.resource)
+                        }
+                    });
+                    if matches {
+                        window.offer(s, item.data.len());
                     }
-                    f.matches(rt, &r)
-                };
-                found.retain(with_member);
+                }
             }
-            found.sort_by(|a, b| a.id.cmp(&b.id));
-            return self.page_of(t, kind, filter, found, paging, page_size);
+            return Ok(self.page_of(t, kind, filter, window));
         }
         match paging {
             Paging::Index { start_index, .. } => match filter {
                 None => self.list_by_index(t, kind, *start_index, page_size).await,
                 Some(f) => {
-                    let found = self.scan_all(t, kind, f).await?;
-                    self.page_of(t, kind, filter, found, paging, page_size)
+                    let mut window = self.window(t, kind, filter, paging, page_size)?;
+                    self.scan_all(t, kind, f, &mut window).await?;
+                    Ok(self.page_of(t, kind, filter, window))
                 }
             },
             Paging::Cursor { cursor, .. } => self.scan_cursor(t, kind, filter, cursor.as_deref(), page_size).await,
@@ -141,42 +161,43 @@ impl Directory {
         format!("{t}|{}|{}", kind.as_str(), model::digest(&filter.map(ToString::to_string).unwrap_or_default()))
     }
 
-    /// Page through an in-memory result (indexed lookups, bounded scans).
-    pub(super) fn page_of(
+    /// Where a page of counted matches starts: `startIndex`, or the offset
+    /// a cursor over counted matches carries.
+    fn window(
         &self,
         t: &TenantId,
         kind: Kind,
         filter: Option<&Filter>,
-        found: Vec<Stored>,
         paging: &Paging,
         page_size: usize,
-    ) -> Result<SearchPage> {
-        let total = found.len() as u64;
+    ) -> Result<Window> {
         let (offset, start_index) = match paging {
-            Paging::Index { start_index, .. } => {
-                (usize::try_from(start_index - 1).unwrap_or(usize::MAX), Some(*start_index))
-            }
+            Paging::Index { start_index, .. } => (start_index - 1, Some(*start_index)),
             Paging::Cursor { cursor: None, .. } => (0, None),
             Paging::Cursor { cursor: Some(c), .. } => {
                 let scope = Self::cursor_scope(t, kind, filter);
-                let state = cursor::decode(&self.cursor_key, c, &scope, self.clock.now().unix_timestamp())?;
-                (usize::try_from(state.seen).unwrap_or(usize::MAX), None)
+                (cursor::decode(&self.cursor_key, c, &scope, self.clock.now().unix_timestamp())?.seen, None)
             }
         };
-        let end = offset.saturating_add(page_size).min(found.len());
-        let resources: Vec<Stored> = found.into_iter().skip(offset).take(page_size).collect();
-        let next_cursor = (start_index.is_none() && (end as u64) < total).then(|| {
+        Ok(Window::new(offset, start_index, page_size, self.limits.max_page_bytes))
+    }
+
+    /// The page a window of counted matches gives (indexed lookups, bounded
+    /// scans); in cursor paging, a cursor past its last resource.
+    fn page_of(&self, t: &TenantId, kind: Kind, filter: Option<&Filter>, window: Window) -> SearchPage {
+        let end = window.offset + window.kept.len() as u64;
+        let next_cursor = (window.start_index.is_none() && end < window.total).then(|| {
             cursor::encode(
                 &self.cursor_key,
                 &CursorState {
                     scope: Self::cursor_scope(t, kind, filter),
                     after: None,
-                    seen: end as u64,
+                    seen: end,
                     exp: self.clock.now().unix_timestamp() + self.limits.cursor_ttl_secs,
                 },
             )
         });
-        Ok(SearchPage { total, start_index, resources, next_cursor })
+        SearchPage { total: window.total, start_index: window.start_index, resources: window.kept, next_cursor }
     }
 
     /// Unfiltered index paging: exact total from the counters, and a
@@ -239,9 +260,13 @@ impl Directory {
             .into());
         }
         let mut left = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut budget = ReadBudget::new(self, kind.resource_type());
         let mut pages = self.pages(resources_query(t, kind));
         while left > 0 {
             let Some(items) = pages.next_at_most(left).await? else { break };
+            for item in &items {
+                budget.read(item)?;
+            }
             left -= items.len().min(left);
             match items.last() {
                 Some(last) if left == 0 => return Ok(Some(PageKey { key: last.key(), gsi1: None })),
@@ -253,31 +278,23 @@ impl Directory {
 
     /// Evaluate a non-indexed filter over a whole partition, within the scan
     /// budget: beyond it the filter needs an indexed attribute or cursors.
-    pub(super) async fn scan_all(&self, t: &TenantId, kind: Kind, f: &Filter) -> Result<Vec<Stored>> {
+    /// Matches are counted; only the window's are kept.
+    async fn scan_all(&self, t: &TenantId, kind: Kind, f: &Filter, window: &mut Window) -> Result<()> {
         let rt = kind.resource_type();
-        let mut out = Vec::new();
-        let mut read = 0usize;
+        let mut budget = ReadBudget::new(self, rt);
         let mut pages = self.pages(resources_query(t, kind));
         // One item past the budget tells "more than the budget" apart from
         // "exactly the budget".
-        while let Some(items) = pages.next_at_most(self.limits.scan_budget + 1 - read).await? {
-            read += items.len();
-            if read > self.limits.scan_budget {
-                return Err(ScimError::too_many(format!(
-                    "this filter is evaluated by reading every {}, and there are more than {}; \
-                     filter on an indexed attribute (id, externalId, userName, displayName) or use cursor paging",
-                    rt.name, self.limits.scan_budget
-                ))
-                .into());
-            }
+        while let Some(items) = pages.next_at_most(self.limits.scan_budget + 1 - budget.items).await? {
             for item in &items {
+                budget.read(item)?;
                 let s = self.stored(kind, &item.sk, item)?;
                 if f.matches(rt, &s.resource) {
-                    out.push(s);
+                    window.offer(s, item.data.len());
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Cursor paging (RFC 9865) over a partition: each page reads at most
@@ -302,19 +319,33 @@ impl Directory {
         let mut resources = Vec::new();
         let mut read = 0usize;
         let mut more = true;
-        'pages: while resources.len() < page_size && read < self.limits.cursor_read_budget {
+        let mut read_bytes = 0usize;
+        let mut page_bytes = 0usize;
+        'pages: while resources.len() < page_size
+            && read < self.limits.cursor_read_budget
+            && read_bytes < self.limits.read_budget_bytes
+        {
             let limit = (self.limits.cursor_read_budget - read).min(1000);
             let query = Query { limit, start_after: after.clone(), ..resources_query(t, kind) };
             let page = self.table.query(&query).await?;
-            for item in &page.items {
-                read += 1;
-                after = Some(PageKey { key: item.key(), gsi1: None });
+            for (i, item) in page.items.iter().enumerate() {
+                let bytes = item.data.len();
                 let s = self.stored(kind, &item.sk, item)?;
-                if filter.is_none_or(|f| f.matches(rt, &s.resource)) {
+                let matched = filter.is_none_or(|f| f.matches(rt, &s.resource));
+                if matched && !resources.is_empty() && page_bytes + bytes > self.limits.max_page_bytes {
+                    // This one starts the next page: the cursor stays before it.
+                    more = true;
+                    break 'pages;
+                }
+                read += 1;
+                read_bytes += bytes;
+                after = Some(PageKey { key: item.key(), gsi1: None });
+                if matched {
+                    page_bytes += bytes;
                     resources.push(s);
                     if resources.len() == page_size {
                         // More may follow unless this was the partition's end.
-                        more = page.next.is_some() || !std::ptr::eq(item, page.items.last().unwrap_or(item));
+                        more = page.next.is_some() || i + 1 < page.items.len();
                         break 'pages;
                     }
                 }
@@ -338,5 +369,77 @@ impl Directory {
             )
         });
         Ok(SearchPage { total, start_index: None, resources, next_cursor })
+    }
+}
+
+/// The matches of a search, counted, of which only one page is kept: the
+/// matches from `offset` on, up to the page size and the page's byte
+/// budget (at least one). What follows is counted, never held.
+struct Window {
+    offset: u64,
+    start_index: Option<u64>,
+    page_size: usize,
+    max_bytes: usize,
+    total: u64,
+    kept: Vec<Stored>,
+    kept_bytes: usize,
+    /// The page ended: later matches are only counted.
+    closed: bool,
+}
+
+impl Window {
+    fn new(offset: u64, start_index: Option<u64>, page_size: usize, max_bytes: usize) -> Self {
+        Self { offset, start_index, page_size, max_bytes, total: 0, kept: Vec::new(), kept_bytes: 0, closed: false }
+    }
+
+    /// One more match, in order, of `bytes` stored bytes.
+    fn offer(&mut self, s: Stored, bytes: usize) {
+        let position = self.total;
+        self.total += 1;
+        if self.closed || position < self.offset {
+            return;
+        }
+        let full = self.kept.len() >= self.page_size;
+        if full || (!self.kept.is_empty() && self.kept_bytes + bytes > self.max_bytes) {
+            self.closed = true;
+            return;
+        }
+        self.kept_bytes += bytes;
+        self.kept.push(s);
+    }
+}
+
+/// What one request may read to answer a filter or reach a `startIndex`:
+/// the scan budget in items and the read budget in bytes; past either,
+/// `tooMany` saying what to ask instead.
+struct ReadBudget {
+    rt: &'static scim_protocol::ResourceType,
+    max_items: usize,
+    max_bytes: usize,
+    items: usize,
+    bytes: usize,
+}
+
+impl ReadBudget {
+    fn new(dir: &Directory, rt: &'static scim_protocol::ResourceType) -> Self {
+        let l = dir.limits();
+        Self { rt, max_items: l.scan_budget, max_bytes: l.read_budget_bytes, items: 0, bytes: 0 }
+    }
+
+    fn read(&mut self, item: &Item) -> Result<()> {
+        self.items += 1;
+        self.bytes += item.data.len();
+        if self.items > self.max_items || self.bytes > self.max_bytes {
+            return Err(ScimError::too_many(format!(
+                "this request would read more {}s than one request may ({} or {} MiB); filter with {} \
+                 (served by an index), or use cursor paging",
+                self.rt.name,
+                self.max_items,
+                self.max_bytes >> 20,
+                scim_protocol::filter::indexed_filters(self.rt)
+            ))
+            .into());
+        }
+        Ok(())
     }
 }

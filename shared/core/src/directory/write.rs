@@ -43,7 +43,7 @@ impl Directory {
         let mut data = attrs.clone();
         data.remove("id");
         let unique: Vec<&str> = claims.iter().filter(|c| c.unique).map(|c| c.attr.tag()).collect();
-        data.insert("meta".into(), json!({ "created": created, "unique": unique }));
+        data.insert("meta".into(), json!({ "created": created, "unique": unique, "keys": model::KEY_FORM }));
         let data = Value::Object(data).to_string();
         if data.len() > self.limits.max_resource_bytes {
             return Err(ScimError::invalid_value(format!(
@@ -163,7 +163,7 @@ impl Directory {
         let changes = members.map(|add| MemberChanges { clear: true, add, remove: Vec::new() }).unwrap_or_default();
         self.update(tenant, kind, id, if_match, |current| {
             scim_protocol::resource::check_replace(rt, current, &attrs)?;
-            Ok((attrs.clone(), changes.clone()))
+            Ok((keep_server_owned(rt, current, attrs.clone()), changes.clone()))
         })
         .await
     }
@@ -180,7 +180,7 @@ impl Directory {
         let rt = kind.resource_type();
         self.update(tenant, kind, id, if_match, |current| {
             let out = apply_patch(rt, current, request)?;
-            Ok((out.resource, out.members))
+            Ok((keep_server_owned(rt, current, out.resource), out.members))
         })
         .await
     }
@@ -248,7 +248,11 @@ impl Directory {
             // Index entries are rewritten with the attributes, and also when
             // only they are stale: written under another uniqueness setting,
             // or before the item recorded them (or had a work-email index).
-            let rewrite = after != before || !gone.is_empty() || !added.is_empty() || current.unique_entries.is_none();
+            let rewrite = after != before
+                || !gone.is_empty()
+                || !added.is_empty()
+                || current.unique_entries.is_none()
+                || current.key_form < model::KEY_FORM;
             if rewrite {
                 let created = created.as_ref().and_then(Value::as_str).unwrap_or_default();
                 let next = self.resource_item(t, kind, id, &after, &new_claims, created, item.version + 1)?;
@@ -318,4 +322,23 @@ impl Directory {
         }
         Ok(report)
     }
+}
+
+/// A client's PUT or PATCH leaves what the service owns as it is: the
+/// read-only attributes of extensions (the directory placement the Graph
+/// pull writes), which a client's input never carries.
+fn keep_server_owned(rt: &scim_protocol::ResourceType, current: &Object, mut next: Object) -> Object {
+    for (ext, _) in &rt.extensions {
+        let owned: Vec<&str> = ext.attributes.iter().filter(|a| a.is_read_only()).map(|a| a.name).collect();
+        let Some(Value::Object(kept)) = current.get(ext.id) else { continue };
+        let kept: Object =
+            kept.iter().filter(|(k, _)| owned.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if kept.is_empty() {
+            continue;
+        }
+        if let Value::Object(into) = next.entry(ext.id.to_string()).or_insert_with(|| Value::Object(Object::new())) {
+            into.extend(kept);
+        }
+    }
+    next
 }

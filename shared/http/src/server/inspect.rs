@@ -30,11 +30,14 @@ pub struct HeadLimits {
     pub max_head: usize,
     /// The most header fields: 431 past it.
     pub max_headers: usize,
+    /// The largest body a request may have, bytes: a chunk announced larger
+    /// is 413 at once, before it is waited for.
+    pub max_body: u64,
 }
 
 impl Default for HeadLimits {
     fn default() -> Self {
-        Self { max_request_line: 8 * 1024, max_head: 32 * 1024, max_headers: 100 }
+        Self { max_request_line: 8 * 1024, max_head: 32 * 1024, max_headers: 100, max_body: 1 << 20 }
     }
 }
 
@@ -107,8 +110,10 @@ fn check_head(head: &[u8], limits: &HeadLimits) -> Result<Framing, Vec<u8>> {
             if !http11 {
                 return Err(refusal(400, "Transfer-Encoding needs HTTP/1.1"));
             }
-            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default().trim_ascii();
-            if chunked || !last.eq_ignore_ascii_case(b"chunked") {
+            // Exactly `chunked`, once: a list (`gzip, chunked`, `chunked,
+            // chunked`) is a coding this service does not apply, or a
+            // framing two readers could take apart differently.
+            if chunked || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 return Err(refusal(400, "the only Transfer-Encoding accepted is a single 'chunked'"));
             }
             chunked = true;
@@ -140,7 +145,7 @@ fn check_head(head: &[u8], limits: &HeadLimits) -> Result<Framing, Vec<u8>> {
 impl Chunk {
     /// Advance over `bytes`; returns how many were consumed and whether the
     /// body ended (the rest belongs to the next head), or an error.
-    fn advance(&mut self, bytes: &[u8]) -> Result<(usize, bool), Vec<u8>> {
+    fn advance(&mut self, bytes: &[u8], max_body: u64) -> Result<(usize, bool), Vec<u8>> {
         let bad = || refusal(400, "the chunked body is malformed");
         let mut i = 0;
         while i < bytes.len() {
@@ -150,6 +155,9 @@ impl Chunk {
                     if b == b'\n' {
                         if *digits == 0 {
                             return Err(bad());
+                        }
+                        if *size > max_body {
+                            return Err(refusal(413, &format!("a chunk of the body is larger than {max_body} bytes")));
                         }
                         *self = if *size == 0 { Chunk::Trailer { line_start: true } } else { Chunk::Data(*size) };
                     } else if *in_extension || b == b'\r' {
@@ -213,6 +221,7 @@ pub struct Inspected<IO> {
     write_deadline: Option<Pin<Box<Sleep>>>,
     shut: bool,
     linger: Option<Pin<Box<Sleep>>>,
+    stats: Option<std::sync::Arc<super::ConnectionStats>>,
 }
 
 impl<IO> Inspected<IO> {
@@ -228,10 +237,20 @@ impl<IO> Inspected<IO> {
             write_deadline: None,
             shut: false,
             linger: None,
+            stats: None,
         }
     }
 
+    /// Count this connection's refused heads in `stats`.
+    pub fn counting(mut self, stats: std::sync::Arc<super::ConnectionStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
     fn refuse(&mut self, response: Vec<u8>) {
+        if let Some(stats) = &self.stats {
+            stats.count(super::Refusal::HeadRefused);
+        }
         self.framing = Framing::Refused;
         self.pending.clear();
         self.ready = 0;
@@ -253,7 +272,7 @@ impl<IO> Inspected<IO> {
                         self.framing = Framing::Head;
                     }
                 }
-                Framing::Chunked(chunk) => match chunk.advance(rest) {
+                Framing::Chunked(chunk) => match chunk.advance(rest, self.limits.max_body) {
                     Ok((used, done)) => {
                         self.ready += used;
                         if done {
@@ -268,6 +287,12 @@ impl<IO> Inspected<IO> {
                     if skip > 0 {
                         self.ready += skip;
                         continue;
+                    }
+                    // Every line of a head ends with CRLF (RFC 9112 §2.2); a
+                    // bare LF is refused now, not left to time out.
+                    if rest.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') {
+                        return self
+                            .refuse(refusal(400, "a line of the request head ends without CR; end lines with CRLF"));
                     }
                     let line_end = rest.iter().position(|b| *b == b'\n');
                     if line_end.unwrap_or(rest.len()) > self.limits.max_request_line {
@@ -295,6 +320,13 @@ impl<IO> Inspected<IO> {
                 }
             }
         }
+    }
+}
+
+impl Inspected<tokio::net::TcpStream> {
+    /// Wait for the connection's first bytes without taking them.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.peek(buf).await
     }
 }
 
@@ -439,6 +471,13 @@ mod tests {
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400, "two different"),
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n", 400, "not a number"),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "single 'chunked'"),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, "single 'chunked'"),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400, "single 'chunked'"),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+                "single",
+            ),
             ("GET / HTTP/1.1\r\n\r\n", 400, "needs a Host"),
             ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "two Host"),
             ("GET\x01 / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "not valid HTTP"),
@@ -457,14 +496,14 @@ mod tests {
     fn chunked_bodies_end_where_the_next_head_starts() {
         let mut c = Chunk::Size { size: 0, digits: 0, in_extension: false };
         let body = b"5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nGET /next";
-        let (used, done) = c.advance(body).unwrap_or_else(|e| panic!("{}", String::from_utf8_lossy(&e)));
+        let (used, done) = c.advance(body, 1 << 20).unwrap_or_else(|e| panic!("{}", String::from_utf8_lossy(&e)));
         assert!(done);
         assert_eq!(&body[used..], b"GET /next");
         // Byte by byte gives the same end.
         let mut c = Chunk::Size { size: 0, digits: 0, in_extension: false };
         let mut total = 0;
         for b in body.iter() {
-            let (used, done) = c.advance(std::slice::from_ref(b)).unwrap_or_else(|_| panic!("malformed"));
+            let (used, done) = c.advance(std::slice::from_ref(b), 1 << 20).unwrap_or_else(|_| panic!("malformed"));
             total += used;
             if done {
                 break;
@@ -472,8 +511,11 @@ mod tests {
         }
         assert_eq!(total, used);
         let mut c = Chunk::Size { size: 0, digits: 0, in_extension: false };
-        assert!(c.advance(b"zz\r\n").is_err());
+        assert!(c.advance(b"zz\r\n", 1 << 20).is_err());
         let mut c = Chunk::Size { size: 0, digits: 0, in_extension: false };
-        assert!(c.advance(b"FFFFFFFFFFFFFFFFF\r\n").is_err(), "a size past 64 bits");
+        assert!(c.advance(b"FFFFFFFFFFFFFFFFF\r\n", 1 << 20).is_err(), "a size past 64 bits");
+        let mut c = Chunk::Size { size: 0, digits: 0, in_extension: false };
+        let over = c.advance(b"100001\r\n", 1 << 20).err().map(|r| String::from_utf8_lossy(&r).into_owned());
+        assert!(over.is_some_and(|r| r.starts_with("HTTP/1.1 413 ")), "a chunk over the body limit is 413 at once");
     }
 }

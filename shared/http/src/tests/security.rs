@@ -309,7 +309,8 @@ async fn framework_rejections_are_scim_errors() {
 async fn patch_operation_count_is_capped_and_advertised() {
     let f = fixture(Routes::All).await;
     let spc = f.get("/acme/scim/v2/ServiceProviderConfig").await;
-    let cap = spc.body["patch"]["maxOperations"].as_u64().unwrap_or_else(|| panic!("{:?}", spc.body));
+    let limits = &spc.body[scim_protocol::urn::LIMITS_CONFIG];
+    let cap = limits["patchMaxOperations"].as_u64().unwrap_or_else(|| panic!("{:?}", spc.body));
     let id = id_of(&create_user(&f, json!({ "schemas": [USER], "userName": "ops@example.com" })).await);
     let one = json!({ "op": "replace", "path": "displayName", "value": "x" });
     let ops = vec![one; usize::try_from(cap).unwrap_or(usize::MAX) + 1];

@@ -644,3 +644,40 @@ fn patch_values_of_the_wrong_type_are_refused() {
         assert!(e.detail.contains(expected), "{body}: {}", e.detail);
     }
 }
+
+#[test]
+fn paths_are_taken_as_written() {
+    for path in [" userName", "userName ", "\tactive", "active\n", " "] {
+        let e = fail(user(), &bjensen(), ops(json!([{ "op": "replace", "path": path, "value": "x" }])));
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{path:?}: {e}");
+        assert!(e.detail.contains("white space"), "{path:?}: {e}");
+    }
+    // An empty path is no path (the value is an object of attributes).
+    ok(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "", "value": { "active": false } }])));
+}
+
+#[test]
+fn an_unknown_attribute_is_refused_with_or_without_a_path() {
+    let with_path = fail(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "nickNmae", "value": "B" }])));
+    let in_map = fail(user(), &bjensen(), ops(json!([{ "op": "replace", "value": { "nickNmae": "B" } }])));
+    for e in [&with_path, &in_map] {
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{e}");
+        assert!(e.detail.contains("nickNmae"), "{e}");
+    }
+    // Read-only attributes in a value map are still skipped (Okta sends `id`).
+    let out = ok(user(), &bjensen(), ops(json!([{ "op": "replace", "value": { "id": BABS, "active": false } }])));
+    assert_eq!(out.resource.get("active"), Some(&json!(false)));
+}
+
+#[test]
+fn keys_named_twice_in_different_case_are_refused() {
+    let e =
+        fail(user(), &bjensen(), ops(json!([{ "op": "replace", "path": "userName", "Path": "active", "value": "x" }])));
+    assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax), "{e}");
+    let e = fail(
+        user(),
+        &bjensen(),
+        json!({ "schemas": [urn::PATCH_OP], "Operations": [], "operations": [{ "op": "remove", "path": "active" }] }),
+    );
+    assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax), "{e}");
+}

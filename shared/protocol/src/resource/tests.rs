@@ -430,3 +430,35 @@ fn a_value_filter_in_attributes_selects_its_attribute() {
     let e = Projection::from_params(Some(r#"emails[type eq "work""#), None).err();
     assert_eq!(e.map(|e| e.scim_type), Some(Some(ScimType::InvalidPath)));
 }
+
+#[test]
+fn projection_names_are_deduplicated_and_capped() {
+    // The same name many times is one name.
+    let many = vec!["userName"; 200_000].join(",");
+    assert_eq!(
+        Projection::from_params(Some(&many), None).ok(),
+        Some(Projection::Include(vec![AttrPath::attr("userName")]))
+    );
+    let mixed_case = "userName,USERNAME, username ,emails";
+    assert!(matches!(Projection::from_params(Some(mixed_case), None), Ok(Projection::Include(p)) if p.len() == 2));
+    // Distinct names past the cap are refused, naming the limit.
+    let distinct: Vec<String> = (0..=MAX_PROJECTION_NAMES).map(|i| format!("x{i}")).collect();
+    for (a, e) in [(Some(distinct.join(",")), None), (None, Some(distinct.join(",")))] {
+        let err = Projection::from_params(a.as_deref(), e.as_deref()).err();
+        let err = err.unwrap_or_else(|| unreachable!("{} names accepted", distinct.len()));
+        assert_eq!(err.scim_type, Some(ScimType::TooMany), "{err}");
+        assert!(err.detail.contains(&MAX_PROJECTION_NAMES.to_string()), "{err}");
+    }
+    // Exactly the cap is fine.
+    let at_cap = distinct[..MAX_PROJECTION_NAMES].join(",");
+    assert!(Projection::from_params(Some(&at_cap), None).is_ok());
+}
+
+#[test]
+fn a_selection_renders_as_its_projection_does() {
+    let u = stored_user();
+    for (a, e) in [(Some("userName,name.givenName,emails"), None), (None, Some("emails,name")), (None, None)] {
+        let p = projection(a, e);
+        assert_eq!(render_selected(&u, &p.select(user())), render(user(), &u, &p));
+    }
+}
