@@ -5,13 +5,18 @@
 //! tenant with 9,000 users, 100 users of about 95 KB, 12 groups of 9,000
 //! members and one of 10,000. For each worst request: wall time, the
 //! process's CPU time and the response size (serially, on a quiet
-//! machine). Then fairness: tenant `acme` sends its worst list request from
-//! 8 tasks for 10 s while tenant `zinc` reads one user at a time; zinc's
-//! latency is reported, with an idle baseline. Prints Markdown for
-//! docs/PERFORMANCE.md.
+//! machine). Then fairness, over real connections to the router served on
+//! loopback by the same 2 workers: tenant `acme` sends its worst search from
+//! 8 connections for 10 s while tenant `zinc` reads one user every 20 ms
+//! from another; zinc's latency (measured by the client, waiting included)
+//! is reported beside an idle baseline. Prints Markdown for
+//! docs/PERFORMANCE.md (request log lines go to standard output too:
+//! `grep -v '^{'`).
 //!
 //! `cargo bench -p lockstep-tests --bench worst_requests`
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,16 +186,63 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.get(i).copied().unwrap_or_default()
 }
 
-async fn zinc_latency(client: &Client, zinc: &str, user: &str, for_time: Duration) -> Vec<Duration> {
-    let uri = format!("/zinc/scim/v2/Users/{user}");
+/// One HTTP/1.1 exchange on a kept-alive connection: (status, body bytes).
+fn exchange(
+    conn: &mut BufReader<TcpStream>,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, usize) {
+    let body = body.unwrap_or("");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: scim.example.com\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let stream = conn.get_mut();
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body.as_bytes()).expect("write");
+    let mut line = String::new();
+    conn.read_line(&mut line).expect("status line");
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).expect("header");
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0u8; length];
+    conn.read_exact(&mut buf).expect("body");
+    (status, length)
+}
+
+fn connect(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    BufReader::new(stream)
+}
+
+/// Zinc's latency, one request every 20 ms from its own thread, measured
+/// from the client's side (waiting for a worker included).
+fn zinc_latency(addr: std::net::SocketAddr, zinc: &str, user: &str, for_time: Duration) -> Vec<Duration> {
+    let mut conn = connect(addr);
+    let path = format!("/zinc/scim/v2/Users/{user}");
     let mut samples = Vec::new();
     let until = Instant::now() + for_time;
     while Instant::now() < until {
         let started = Instant::now();
-        let (status, _, _) = client.send("GET", &uri, zinc, None).await;
+        let (status, _) = exchange(&mut conn, "GET", &path, zinc, None);
         assert_eq!(status, 200);
         samples.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::thread::sleep(Duration::from_millis(20));
     }
     samples
 }
@@ -213,28 +265,41 @@ fn main() {
             println!("| {} | {status} | {:.1} | {} | {bytes} |", w.what, wall.as_secs_f64() * 1e3, cpu.as_millis());
         }
 
-        let mut idle = zinc_latency(&client, &zinc, &zinc_user, Duration::from_secs(3)).await;
+        // Fairness over real connections: the router served on loopback by
+        // the same 2 workers, clients on threads of their own.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let served = client.router.clone();
+        tokio::spawn(async move { axum::serve(listener, served).await });
         let heavy = worst_requests(&a_user).into_iter().next().expect("a worst request");
+        let (zinc2, user2) = (zinc.clone(), zinc_user.clone());
+        let mut idle = tokio::task::spawn_blocking(move || zinc_latency(addr, &zinc2, &user2, Duration::from_secs(3)))
+            .await
+            .expect("idle");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut tasks = Vec::new();
+        let mut senders = Vec::new();
         for _ in 0..8 {
-            let (client, acme, stop) = (client.clone(), acme.clone(), Arc::clone(&stop));
-            let (uri, body) = (heavy.uri.clone(), heavy.body.clone());
-            tasks.push(tokio::spawn(async move {
+            let (acme, stop) = (acme.clone(), Arc::clone(&stop));
+            let (uri, body) = (heavy.uri.clone(), heavy.body.clone().unwrap_or_default());
+            senders.push(std::thread::spawn(move || {
                 let mut answered = std::collections::BTreeMap::<u16, u64>::new();
+                let mut conn = connect(addr);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let (status, _, _) = client.send("POST", &uri, &acme, body.clone()).await;
+                    let (status, _) = exchange(&mut conn, "POST", &uri, &acme, Some(&body));
                     *answered.entry(status).or_default() += 1;
                 }
                 answered
             }));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut busy = zinc_latency(&client, &zinc, &zinc_user, Duration::from_secs(10)).await;
+        std::thread::sleep(Duration::from_millis(500));
+        let (zinc2, user2) = (zinc.clone(), zinc_user.clone());
+        let mut busy = tokio::task::spawn_blocking(move || zinc_latency(addr, &zinc2, &user2, Duration::from_secs(10)))
+            .await
+            .expect("busy");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut answered = std::collections::BTreeMap::<u16, u64>::new();
-        for t in tasks {
-            for (status, n) in t.await.expect("task") {
+        for t in senders {
+            for (status, n) in t.join().expect("sender") {
                 *answered.entry(status).or_default() += n;
             }
         }

@@ -48,14 +48,30 @@ impl FromRequest<Arc<App>> for ScimJson {
             }
             Err(_) => return Err(ScimError::invalid_syntax("the request body could not be read").into()),
         };
+        let bytes_len = bytes.len();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is expected").into());
         }
-        scim_protocol::json::from_slice_strict(&bytes)
-            .map(ScimJson)
-            .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
+        let parse = move || {
+            scim_protocol::json::from_slice_strict(&bytes)
+                .map(ScimJson)
+                .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
+        };
+        if bytes_len <= PARSE_ON_WORKER_BYTES {
+            return parse();
+        }
+        // A large body takes milliseconds to parse: off the async workers,
+        // which other tenants' requests are waiting for.
+        tokio::task::spawn_blocking(parse).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "parsing a body failed");
+            Err(ScimError::internal().into())
+        })
     }
 }
+
+/// Bodies up to this size are parsed where the request runs; larger ones
+/// on the blocking pool.
+const PARSE_ON_WORKER_BYTES: usize = 64 * 1024;
 
 pub(crate) fn body_too_large(limit: usize) -> ScimError {
     ScimError::payload_too_large(format!("the body is larger than {limit} bytes"))

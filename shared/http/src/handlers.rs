@@ -26,6 +26,18 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A SearchRequest body, read on the blocking pool: its `attributes` may
+/// hold a megabyte of names to deduplicate.
+async fn search_request(body: serde_json::Value) -> ApiResult<SearchRequest> {
+    tokio::task::spawn_blocking(move || SearchRequest::from_body(&body))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading a search request failed");
+            ScimError::internal()
+        })?
+        .map_err(Into::into)
+}
+
 async fn list(app: &App, ctx: &RequestCtx, kind: Kind, request: SearchRequest) -> ApiResult<Response> {
     let page = app.directory.search(&ctx.tenant.id, kind, request.filter.as_ref(), &request.paging).await?;
     render::list(app, ctx, page, &request.projection).await
@@ -156,7 +168,7 @@ macro_rules! resource_handlers {
             Extension(ctx): Ctx,
             ScimJson(body): ScimJson,
         ) -> ApiResult<Response> {
-            list(&app, &ctx, $kind, SearchRequest::from_body(&body)?).await
+            list(&app, &ctx, $kind, search_request(body).await?).await
         }
         pub async fn $create(
             State(app): AppState,
@@ -219,7 +231,7 @@ resource_handlers!(
 
 /// `POST /.search`: the same query over users and groups.
 pub async fn search_all(State(app): AppState, Extension(ctx): Ctx, ScimJson(body): ScimJson) -> ApiResult<Response> {
-    let request = SearchRequest::from_body(&body)?;
+    let request = search_request(body).await?;
     let page = app.directory.search_all(&ctx.tenant.id, request.filter.as_ref(), &request.paging).await?;
     render::list(&app, &ctx, page, &request.projection).await
 }

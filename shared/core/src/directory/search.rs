@@ -125,7 +125,10 @@ impl Directory {
     /// Search users and groups at once (root `/.search`): each kind's
     /// matches in id order, users first, paged by index over the union. A
     /// filter naming attributes one kind lacks matches none of that kind; a
-    /// filter that fits neither is the client's error.
+    /// filter that fits neither is the client's error. Each kind is read
+    /// from where the window starts in it, and a kind's page that ends early
+    /// (its byte budget) ends the union's page there, so the next
+    /// `startIndex` continues after it.
     pub async fn search_all(&self, t: &TenantId, filter: Option<&Filter>, paging: &Paging) -> Result<SearchPage> {
         let Paging::Index { start_index, count } = *paging else {
             return Err(ScimError::invalid_value(
@@ -134,9 +137,6 @@ impl Directory {
             .into());
         };
         let count = count.unwrap_or(self.limits.default_page_size).min(self.limits.max_page_size);
-        // Enough of each kind to cover the requested window of the union.
-        let window =
-            Paging::Index { start_index: 1, count: Some((start_index - 1 + count).min(self.limits.max_page_size)) };
         let kinds: Vec<Kind> = [Kind::User, Kind::Group]
             .into_iter()
             .filter(|k| filter.is_none_or(|f| f.validate(k.resource_type()).is_ok()))
@@ -144,16 +144,21 @@ impl Directory {
         if let (Some(f), true) = (filter, kinds.is_empty()) {
             f.validate(Kind::User.resource_type())?;
         }
-        let mut total = 0;
-        let mut resources = Vec::new();
+        let (mut total, mut resources) = (0, Vec::new());
+        // Where the window starts within the kinds not yet read, and how
+        // many resources it still wants; `ended`: a page ended early.
+        let (mut offset, mut wanted, mut ended) = (start_index - 1, count, false);
         for kind in kinds {
-            let page = self.search(t, kind, filter, &window).await?;
+            let window = if ended { 0 } else { wanted };
+            let page =
+                self.search(t, kind, filter, &Paging::Index { start_index: offset + 1, count: Some(window) }).await?;
+            let got = page.resources.len() as u64;
+            ended |= got < page.total.saturating_sub(offset).min(window);
             total += page.total;
+            offset = offset.saturating_sub(page.total);
+            wanted -= got.min(wanted);
             resources.extend(page.resources);
         }
-        let skip = usize::try_from(start_index - 1).unwrap_or(usize::MAX);
-        let take = usize::try_from(count).unwrap_or(usize::MAX);
-        let resources = resources.into_iter().skip(skip).take(take).collect();
         Ok(SearchPage { total, start_index: Some(start_index), resources, next_cursor: None })
     }
 

@@ -215,6 +215,30 @@ async fn large_resources_make_shorter_pages_that_continue() {
     }
     assert_eq!(seen, ids, "index pages cover every user once");
 
+    // The root search pages over users and groups alike.
+    let group = created(&f, GROUPS, json!({ "schemas": [GROUP], "displayName": "After the users" })).await;
+    let (mut seen, mut start) = (Vec::new(), 1);
+    for _ in 0..40 {
+        let body = json!({ "schemas": [SEARCH], "startIndex": start, "count": 1000 });
+        let r = f.send(Method::POST, "/acme/scim/v2/.search", Some(&f.token.clone()), Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["totalResults"], json!(41));
+        let page: Vec<String> = r.body["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["id"].as_str().map(str::to_string))
+            .collect();
+        if page.is_empty() {
+            break;
+        }
+        start += page.len();
+        seen.extend(page);
+    }
+    let mut expected: Vec<String> = ids.iter().cloned().collect();
+    expected.push(group);
+    assert_eq!(seen, expected, "root search pages cover every resource once, users first");
+
     for filter in [None, Some("title eq \"big\"")] {
         let mut seen = std::collections::BTreeSet::new();
         let mut cursor = String::new();
