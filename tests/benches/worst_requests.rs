@@ -306,7 +306,8 @@ fn main() {
         println!();
         println!("| zinc's GET /Users/{{id}} | samples | p50 ms | p99 ms | max ms |");
         println!("| --- | --- | --- | --- | --- |");
-        for (what, samples) in [("alone", &mut idle), ("while acme sends its worst search on 8 connections", &mut busy)] {
+        for (what, samples) in [("alone", &mut idle), ("while acme sends its worst search on 8 connections", &mut busy)]
+        {
             let n = samples.len();
             let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
             let max = samples.iter().max().copied().unwrap_or_default();
