@@ -36,14 +36,19 @@ struct FakeState {
     /// The `roles` claim of issued tokens.
     roles: Vec<String>,
     users: BTreeMap<String, Arc<Value>>,
-    /// (version, id) of every change, in order.
-    changes: Vec<(u64, String)>,
+    /// (version, id, the changed properties of a partial change) of every
+    /// change, in order; `None`: the whole user (or its removal).
+    changes: Vec<(u64, String, Option<Value>)>,
     version: u64,
     /// Delta tokens below this are expired; `gone` says how (410, or 400
     /// syncStateNotFound).
     expired_below: u64,
     expired_as_gone: bool,
-    page_size: usize,
+    /// A page size forced by a test; otherwise what `Prefer:
+    /// odata.maxpagesize` asks (at most 999), or Graph's default of 100.
+    page_size: Option<usize>,
+    /// Every `Prefer` header of a delta request.
+    prefers: Vec<String>,
     /// The users of each round started, shared with the directory's map
     /// (a round is a snapshot, and a cheap one).
     rounds: BTreeMap<String, Arc<Vec<Arc<Value>>>>,
@@ -79,7 +84,6 @@ impl FakeGraph {
             client_id: client_id.into(),
             secret: secret.into(),
             roles: vec!["User.Read.All".into()],
-            page_size: 999,
             ..FakeState::default()
         }));
         let app = Router::new()
@@ -103,22 +107,41 @@ impl FakeGraph {
         self.with(|s| {
             let id = user["id"].as_str().unwrap_or_default().to_string();
             s.version += 1;
-            s.changes.push((s.version, id.clone()));
+            s.changes.push((s.version, id.clone(), None));
             s.users.insert(id, Arc::new(user));
         });
+    }
+
+    /// Change some properties of a user (`null` clears one): a delta round
+    /// reports only these, as Graph may.
+    pub fn change_user(&self, id: &str, properties: Value) {
+        self.with(|s| {
+            let mut user = s.users.get(id).map(|u| u.as_ref().clone()).unwrap_or_else(|| json!({ "id": id }));
+            if let (Some(user), Some(changed)) = (user.as_object_mut(), properties.as_object()) {
+                user.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            s.version += 1;
+            s.changes.push((s.version, id.to_string(), Some(properties)));
+            s.users.insert(id.to_string(), Arc::new(user));
+        });
+    }
+
+    /// Every `Prefer` header the delta requests carried.
+    pub fn prefers(&self) -> Vec<String> {
+        self.with(|s| s.prefers.clone())
     }
 
     /// Remove a user from the directory (reported as `@removed`).
     pub fn remove_user(&self, id: &str) {
         self.with(|s| {
             s.version += 1;
-            s.changes.push((s.version, id.to_string()));
+            s.changes.push((s.version, id.to_string(), None));
             s.users.remove(id);
         });
     }
 
     pub fn set_page_size(&self, n: usize) {
-        self.with(|s| s.page_size = n.max(1));
+        self.with(|s| s.page_size = Some(n.max(1)));
     }
 
     /// The next Graph requests meet these faults, in order.
@@ -222,7 +245,13 @@ async fn delta(
         return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }
     let base = format!("http://{}", headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost"));
-    let page_size = s.page_size;
+    let prefer = headers.get("prefer").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let asked = prefer
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    s.prefers.push(prefer.clone());
+    let page_size = s.page_size.unwrap_or_else(|| asked.map_or(100, |n| n.clamp(1, 999)));
     // A page of a round already started.
     if let (Some(round), Some(skip)) = (query.get("round"), query.get("$skiptoken")) {
         let Some(items) = s.rounds.get(round).cloned() else { return StatusCode::GONE.into_response() };
@@ -251,13 +280,25 @@ async fn delta(
     let items: Vec<Arc<Value>> = match since {
         None => s.users.values().cloned().collect(),
         Some(v) => {
-            let changed: std::collections::BTreeSet<&String> =
-                s.changes.iter().filter(|(at, _)| *at > v).map(|(_, id)| id).collect();
+            // Per user changed since `v`: only the changed properties when
+            // every change was partial, else the whole user (or `@removed`).
+            let mut changed: BTreeMap<&String, Option<serde_json::Map<String, Value>>> = BTreeMap::new();
+            for (_, id, partial) in s.changes.iter().filter(|(at, _, _)| *at > v) {
+                let entry = changed.entry(id).or_insert_with(|| Some(serde_json::Map::new()));
+                match (entry.as_mut(), partial.as_ref().and_then(Value::as_object)) {
+                    (Some(props), Some(p)) => props.extend(p.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                    _ => *entry = None,
+                }
+            }
             changed
                 .into_iter()
-                .map(|id| match s.users.get(id) {
-                    Some(user) => Arc::clone(user),
-                    None => Arc::new(json!({ "id": id, "@removed": { "reason": "deleted" } })),
+                .map(|(id, partial)| match (s.users.get(id), partial) {
+                    (Some(_), Some(mut props)) => {
+                        props.insert("id".into(), json!(id));
+                        Arc::new(Value::Object(props))
+                    }
+                    (Some(user), None) => Arc::clone(user),
+                    (None, _) => Arc::new(json!({ "id": id, "@removed": { "reason": "deleted" } })),
                 })
                 .collect()
         }

@@ -77,17 +77,30 @@ pub async fn tenant(backend: &Backend, command: TenantCommand) -> anyhow::Result
         TenantCommand::Show { id } => {
             let tenant = backend.existing_tenant(&id).await?;
             let tokens = backend.tokens.load(&tenant.id).await.map_err(|e| anyhow!("{e}"))?;
+            let graph =
+                lockstep_graph::state::connection(&backend.directory, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
+            let graph_line = match &graph {
+                Some(c) => format!(
+                    "\"{}\", {} (`lockstep graph status {}`)",
+                    c.name,
+                    if c.enabled { "enabled" } else { "disabled" },
+                    tenant.id
+                ),
+                None => "none".to_string(),
+            };
             let text = format!(
-                "Tenant {}  ({})\n  created:       {}\n  SCIM base URL: {}\n  tokens:        {}\nSettings:\n{}",
+                "Tenant {}  ({})\n  created:       {}\n  SCIM base URL: {}\n  tokens:        {}\n  Graph pull:    {}\n\
+                 Settings:\n{}",
                 tenant.id,
                 tenant.name,
                 tenant.created,
                 base_url_line(backend, &tenant),
                 tokens.tokens.len(),
+                graph_line,
                 settings_text(&tenant.settings)
             );
-            let json =
-                json!({ "tenant": tenant, "base_url": backend.base_url(&tenant.id), "tokens": tokens.tokens.len() });
+            let json = json!({ "tenant": tenant, "base_url": backend.base_url(&tenant.id), "tokens": tokens.tokens.len(),
+                               "graph": graph.map(|c| json!({ "name": c.name, "enabled": c.enabled })) });
             Ok(Report { text, json })
         }
     }

@@ -91,14 +91,17 @@ async fn connect(backend: &Backend, args: ConnectArgs) -> anyhow::Result<Report>
     connection.check().map_err(|e| anyhow!("{e}"))?;
     let secret = read_secret()?;
     backend.secrets.put(&tenant.id, SECRET_NAME, &secret).await.map_err(|e| anyhow!("storing the secret: {e}"))?;
-    state::save_connection(&backend.directory, &tenant.id, &connection).await.map_err(|e| anyhow!("{e}"))?;
+    let remapped = sync::connect(&backend.directory, &tenant, &connection).await.map_err(|e| anyhow!("{e}"))?;
+    let next = if remapped {
+        "The mapping changed: the next pull is a full round that maps every user anew."
+    } else {
+        "Next: `lockstep graph sync <tenant> --full` pulls every user now; the scheduled job pulls changes every hour."
+    };
+    let mut json = connection_json(&connection);
+    json["remapped"] = json!(remapped);
     Ok(Report {
-        text: format!(
-            "{}\nNext: `lockstep graph sync {} --full` pulls every user now; the scheduled job pulls changes every hour.",
-            connection_text(&connection),
-            tenant.id
-        ),
-        json: connection_json(&connection),
+        text: format!("{}\n{}", connection_text(&connection), next.replace("<tenant>", tenant.id.as_str())),
+        json,
     })
 }
 
@@ -133,16 +136,55 @@ async fn run_sync(backend: &Backend, tenant: &str, request: Request) -> anyhow::
         .ok_or_else(|| anyhow!("nothing to pull"))?;
     let c = &run.counts;
     let mut text = format!(
-        "Pull of {}: {}. {} created, {} updated, {} unchanged, {} deleted, {} skipped, {} pages, {} throttled, {} failed.",
-        tenant.id, run.result, c.created, c.updated, c.unchanged, c.deleted, c.skipped, c.pages, c.throttled, c.failed
+        "Pull of {}: {}. {} created, {} updated, {} unchanged, {} restored, {} deleted, {} skipped, {} pages, {} \
+         throttled, {} failed.",
+        tenant.id,
+        run.result,
+        c.created,
+        c.updated,
+        c.unchanged,
+        c.restored,
+        c.deleted,
+        c.skipped,
+        c.pages,
+        c.throttled,
+        c.failed
     );
-    for (why, n) in &c.skipped_why {
-        text.push_str(&format!("\n  skipped {n}: {why}"));
-    }
+    text.push_str(&skipped_lines(c));
     if let Some(error) = &run.error {
         text.push_str(&format!("\n{error}"));
     }
-    Ok(Report { text, json: json!(run) })
+    let report = Report { text, json: json!(run) };
+    match run.result.as_str() {
+        "failed" | "held" => Err(crate::Unsuccessful(report).into()),
+        _ => Ok(report),
+    }
+}
+
+/// How many skipped users the text output names (`--json` has them all).
+const SKIPPED_SHOWN: usize = 5;
+
+/// Why users were skipped, with the first few by name; and how many pulled
+/// users have no unit or no user type, and why.
+fn skipped_lines(c: &state::Counts) -> String {
+    let mut text = String::new();
+    for (what, gaps) in
+        [("without a unit (unassigned)", &c.without_unit), ("without a user type", &c.without_user_types)]
+    {
+        for (why, n) in gaps {
+            text.push_str(&format!("\n  {n} {what}: {why}"));
+        }
+    }
+    for (why, n) in &c.skipped_why {
+        text.push_str(&format!("\n  skipped {n}: {why}"));
+    }
+    for (user, why) in c.skipped_users.iter().take(SKIPPED_SHOWN) {
+        text.push_str(&format!("\n    {user}: {why}"));
+    }
+    if c.skipped_users.len() > SKIPPED_SHOWN {
+        text.push_str(&format!("\n    … {} more (--json lists them)", c.skipped_users.len() - SKIPPED_SHOWN));
+    }
+    text
 }
 
 async fn status(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
@@ -169,8 +211,16 @@ async fn status(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
         Some(run) => {
             let c = &run.counts;
             lines.push(format!(
-                "Last run: {} at {}: {} created, {} updated, {} deleted, {} skipped, {} failed.",
-                run.result, run.at, c.created, c.updated, c.deleted, c.skipped, c.failed
+                "Last run: {} at {}: {} created, {} updated, {} restored, {} deleted, {} skipped, {} failed.{}",
+                run.result,
+                run.at,
+                c.created,
+                c.updated,
+                c.restored,
+                c.deleted,
+                c.skipped,
+                c.failed,
+                skipped_lines(c)
             ));
             if let Some(e) = &run.error {
                 lines.push(format!("Last error: {e}"));
@@ -181,7 +231,8 @@ async fn status(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
     let next = match (&st.held, &st.round, connection.enabled) {
         (_, _, false) => "Next run: none (disabled).".to_string(),
         (Some(_), _, _) => format!(
-            "Next run: held for review; confirm with `lockstep graph sync {} --full --allow-deletions`.",
+            "Next run: the scheduled job's next run pulls the changes; removals wait for review: confirm them with \
+             `lockstep graph sync {} --full --allow-deletions`.",
             tenant.id
         ),
         (None, Some(round), _) => format!(
@@ -203,6 +254,34 @@ async fn status(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
     })
 }
 
+/// Every tenant's connection: name, enabled, last run and its result.
+async fn list(backend: &Backend) -> anyhow::Result<Report> {
+    let dir = &backend.directory;
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for t in dir.tenants().await.map_err(|e| anyhow!("{e}"))? {
+        let Some(connection) = state::connection(dir, &t).await.map_err(|e| anyhow!("{e}"))? else { continue };
+        let st = state::state(dir, &t).await.map_err(|e| anyhow!("{e}"))?;
+        let last = st.last_run.as_ref().map_or("never run".to_string(), |r| format!("{} at {}", r.result, r.at));
+        let next = match (connection.enabled, &st.round) {
+            (false, _) => "none (disabled)",
+            (true, Some(_)) => "resumes the round in progress",
+            (true, None) => "the scheduled job's next run",
+        };
+        lines.push(format!(
+            "{t}  \"{}\"  {}  last run: {last}  next: {next}",
+            connection.name,
+            if connection.enabled { "enabled" } else { "disabled" }
+        ));
+        rows.push(json!({ "tenant": t, "name": connection.name, "enabled": connection.enabled,
+                          "last_run": st.last_run, "held": st.held, "next": next }));
+    }
+    if lines.is_empty() {
+        lines.push("No tenant has a Microsoft Graph connection.".into());
+    }
+    Ok(Report { text: lines.join("\n"), json: json!({ "connections": rows }) })
+}
+
 pub async fn graph(backend: &Backend, command: GraphCommand) -> anyhow::Result<Report> {
     match command {
         GraphCommand::Connect(args) => connect(backend, args).await,
@@ -219,5 +298,6 @@ pub async fn graph(backend: &Backend, command: GraphCommand) -> anyhow::Result<R
             run_sync(backend, &tenant, Request { full, allow_deletions }).await
         }
         GraphCommand::Status { tenant } => status(backend, &tenant).await,
+        GraphCommand::List => list(backend).await,
     }
 }

@@ -120,9 +120,11 @@ pub enum GraphCommand {
         #[arg(long)]
         allow_deletions: bool,
     },
-    /// The last run, its counts and error, the next run, and the secret's
-    /// expiry.
+    /// The last run, its counts and error (skipped users by name), the
+    /// next run, and the secret's expiry.
     Status { tenant: String },
+    /// Every tenant's connection: name, enabled, last run, next run.
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +360,21 @@ pub struct Report {
     pub text: String,
     pub json: Value,
 }
+
+/// A command that ran to its end but did not succeed (a pull that failed
+/// or is held for review, a job run with a failed tenant): its report is
+/// printed as usual, and the exit status is 2, so that scripts and
+/// schedulers see it.
+#[derive(Debug)]
+pub struct Unsuccessful(pub Report);
+
+impl std::fmt::Display for Unsuccessful {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.text)
+    }
+}
+
+impl std::error::Error for Unsuccessful {}
 
 impl Report {
     pub fn render(&self, json: bool) -> String {

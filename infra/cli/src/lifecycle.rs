@@ -190,5 +190,6 @@ pub async fn job_run(backend: &Backend) -> anyhow::Result<Report> {
     for failure in &report.failures {
         text.push_str(&format!("\n  failed: {failure}"));
     }
-    Ok(Report { text, json: serde_json::to_value(&report)? })
+    let done = Report { text, json: serde_json::to_value(&report)? };
+    if report.failures.is_empty() { Ok(done) } else { Err(crate::Unsuccessful(done).into()) }
 }

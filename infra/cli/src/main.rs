@@ -16,9 +16,15 @@ async fn main() -> std::process::ExitCode {
             println!("{}", report.render(json));
             std::process::ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<lockstep_cli::Unsuccessful>() {
+            Some(lockstep_cli::Unsuccessful(report)) => {
+                println!("{}", report.render(json));
+                std::process::ExitCode::from(2)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

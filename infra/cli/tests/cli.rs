@@ -1315,6 +1315,24 @@ fn lockstep_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &s
     )
 }
 
+/// A `lockstep` command's exit code, stdout and stderr.
+fn lockstep_code(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(LOCKSTEP)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("LOCKSTEP_BACKEND")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running lockstep: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The operator's Microsoft Graph commands against a fake identity
 /// platform and Graph: connect (the secret on stdin), a full sync, status
 /// with the secret's expiry warning, the pull inside `serve`'s job; the
@@ -1429,6 +1447,36 @@ fn graph_commands_and_the_pull_never_show_the_secret() {
         assert_eq!((ola["externalId"].as_str(), ola["name"]["familyName"].as_str()), (Some("g9"), Some("Hansen")));
         printed.extend(runner.logs.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
     }
+    // A user without a last name is skipped and named; `graph list` and
+    // `tenant show` mention the connection.
+    let mut nameless = lockstep_tests::graph::graph_user("g7", "Solo", "", "solo@contoso.com", "Oslo", "Nurse");
+    nameless["surname"] = Value::Null;
+    fake.put_user(nameless);
+    let (ok, out, err) = lockstep_with(dir.path(), &["graph", "sync", "acme"], &env, "");
+    assert!(ok && out.contains("solo@contoso.com: no first name or last name"), "{out}{err}");
+    let (ok, out, err) = lockstep_with(dir.path(), &["graph", "status", "acme"], &env, "");
+    assert!(ok && out.contains("solo@contoso.com"), "status names the skipped user: {out}{err}");
+    let listed = lockstep_json(dir.path(), &["graph", "list"]);
+    assert_eq!(
+        (listed["connections"][0]["tenant"].as_str(), listed["connections"][0]["enabled"].as_bool()),
+        (Some("acme"), Some(true)),
+        "{listed}"
+    );
+    assert_eq!(listed["connections"][0]["last_run"]["result"], json!("ok"), "{listed}");
+    let (ok, out, _) = lockstep(dir.path(), &["tenant", "show", "acme"]);
+    assert!(ok && out.contains("Graph pull:") && out.contains("enabled"), "{out}");
+    printed.push(out);
+
+    // A pull that fails exits non-zero (2), with its report on stdout.
+    fake.refuse_tokens_with(Some(7_000_222));
+    let (code, out, err) = lockstep_code(dir.path(), &["graph", "sync", "acme"], &env);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(out.contains("Pull of acme: failed") && out.contains("expired"), "{out}");
+    let (code, out, err) = lockstep_code(dir.path(), &["job", "run"], &env);
+    assert_eq!(code, Some(2), "a job run with a failed pull: {out}{err}");
+    printed.extend([out, err]);
+    fake.refuse_tokens_with(None);
+
     let (ok, _, err) = lockstep_with(dir.path(), &["graph", "disable", "acme"], &env, "");
     assert!(ok, "{err}");
     let (ok, _, err) = lockstep_with(dir.path(), &["graph", "sync", "acme"], &env, "");

@@ -29,7 +29,8 @@ pub mod tenant;
 pub mod tokens;
 
 pub use directory::{
-    Directory, Due, GroupRef, Limits, Member, Pulled, Purged, Reindexed, Retired, Retirement, SearchPage, Stored,
+    Directory, Due, GroupRef, Limits, Link, LinkOrigin, Member, Pulled, Purged, Reindexed, Retired, Retirement,
+    SearchPage, Stored,
 };
 pub use error::{Error, Result};
 pub use model::Kind;

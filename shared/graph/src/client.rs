@@ -12,8 +12,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::mapping::GraphUser;
-
 /// Where the identity platform and Graph are: Microsoft's by default, a
 /// local fake in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,10 +151,38 @@ pub enum GraphError {
     Invalid(String),
 }
 
+/// Users per delta page asked of Graph (`Prefer: odata.maxpagesize`), its
+/// largest page.
+pub const PAGE_SIZE: usize = 999;
+
+/// One user of a delta page as Graph sent it. A delta object may carry only
+/// the properties that changed: a property absent from `properties` is
+/// unchanged, one present as `null` was cleared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeltaUser {
+    pub id: String,
+    /// `@removed` was present: the user left the directory (or the app's view).
+    pub removed: bool,
+    /// The user's properties as sent, without `id` and annotations.
+    pub properties: serde_json::Map<String, Value>,
+}
+
+impl DeltaUser {
+    fn from_object(mut object: serde_json::Map<String, Value>) -> Self {
+        let id = match object.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => String::new(),
+        };
+        let removed = object.remove("@removed").is_some();
+        object.retain(|k, _| !k.starts_with('@'));
+        Self { id, removed, properties: object }
+    }
+}
+
 /// One page of a delta round.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeltaPage {
-    pub users: Vec<GraphUser>,
+    pub users: Vec<DeltaUser>,
     /// The next page of this round.
     pub next_link: Option<String>,
     /// On the round's last page: where the next round starts.
@@ -182,7 +208,7 @@ struct TokenRefusal {
 #[derive(Deserialize)]
 struct DeltaAnswer {
     #[serde(default)]
-    value: Vec<GraphUser>,
+    value: Vec<serde_json::Map<String, Value>>,
     #[serde(rename = "@odata.nextLink")]
     next_link: Option<String>,
     #[serde(rename = "@odata.deltaLink")]
@@ -269,7 +295,12 @@ impl GraphClient {
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
-            let (response, throttled) = self.send(|| self.http.get(url).bearer_auth(&token)).await?;
+            // Graph pages 100 users unless asked for more; 999 is its most.
+            let (response, throttled) = self
+                .send(|| {
+                    self.http.get(url).bearer_auth(&token).header("Prefer", format!("odata.maxpagesize={PAGE_SIZE}"))
+                })
+                .await?;
             let status = response.status().as_u16();
             let body = response.text().await.map_err(|e| GraphError::Invalid(e.to_string()))?;
             match status {
@@ -277,7 +308,7 @@ impl GraphClient {
                     let answer: DeltaAnswer =
                         serde_json::from_str(&body).map_err(|e| GraphError::Invalid(e.to_string()))?;
                     return Ok(DeltaPage {
-                        users: answer.value,
+                        users: answer.value.into_iter().map(DeltaUser::from_object).collect(),
                         next_link: answer.next_link,
                         delta_link: answer.delta_link,
                         throttled,

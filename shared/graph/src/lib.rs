@@ -60,6 +60,7 @@ impl TenantStep for GraphPull {
                 ("GraphCreated", c.created),
                 ("GraphUpdated", c.updated),
                 ("GraphDeleted", c.deleted),
+                ("GraphRestored", c.restored),
                 ("GraphSkipped", c.skipped),
                 ("GraphPages", c.pages),
                 ("GraphThrottled", c.throttled),

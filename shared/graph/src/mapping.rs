@@ -51,6 +51,28 @@ pub struct GraphUser {
     pub removed: Option<Value>,
 }
 
+impl GraphUser {
+    /// A user from its properties (absent and `null` are both "none").
+    pub fn from_properties(id: &str, properties: &Object) -> Self {
+        let mut object = properties.clone();
+        object.insert("id".into(), json!(id));
+        object.remove("@removed");
+        serde_json::from_value(Value::Object(object))
+            .unwrap_or_else(|_| GraphUser { id: id.to_string(), ..Self::default() })
+    }
+}
+
+/// The last properties known of a user, with a delta object's applied: a
+/// property the delta leaves out is unchanged, one it sends (`null`
+/// included) replaces the known one.
+pub fn merge_delta(known: Option<&Object>, delta: &Object) -> Object {
+    let mut merged = known.cloned().unwrap_or_default();
+    for (k, v) in delta {
+        merged.insert(k.clone(), v.clone());
+    }
+    merged
+}
+
 /// The Azure user fields a unit or user types can be matched from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -209,6 +231,23 @@ pub fn match_user_types<'a>(value: Option<&str>, user_types: &'a [String]) -> Ve
         }
     }
     out
+}
+
+/// Why a pulled user has no unit, or no user type, in words for the
+/// operator: the field is empty, or names nothing known.
+pub fn placement_gaps(user: &GraphUser, mapping: &Mapping) -> (Option<String>, Option<String>) {
+    let why = |field: SourceField, value: Option<&str>, what: &str| match present(value) {
+        None => format!("{} is empty", field.graph_name()),
+        Some(v) if what == "unit" && v.contains(',') => format!("{} names more than one unit", field.graph_name()),
+        Some(_) => format!("{} names no known {what}", field.graph_name()),
+    };
+    let unit_value = mapping.unit_field.of(user);
+    let unit = match_unit(unit_value, &mapping.units).is_none().then(|| why(mapping.unit_field, unit_value, "unit"));
+    let types_value = mapping.user_types_field.of(user);
+    let types = match_user_types(types_value, &mapping.user_types)
+        .is_empty()
+        .then(|| why(mapping.user_types_field, types_value, "user type"));
+    (unit, types)
 }
 
 /// The SCIM attributes of a pulled user (in the shape the SCIM engine

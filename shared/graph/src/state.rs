@@ -68,14 +68,30 @@ pub struct Counts {
     pub updated: u64,
     pub unchanged: u64,
     pub deleted: u64,
+    /// Users the directory restored, restored here with their ids.
+    #[serde(default)]
+    pub restored: u64,
     pub skipped: u64,
     pub pages: u64,
     pub throttled: u64,
     pub failed: u64,
+    /// Users pulled without a unit (unassigned), and without a user type,
+    /// with why (the field is empty, or names nothing known).
+    #[serde(default)]
+    pub without_unit: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub without_user_types: std::collections::BTreeMap<String, u64>,
     /// Why users were skipped, with how many.
     #[serde(default)]
     pub skipped_why: std::collections::BTreeMap<String, u64>,
+    /// The first skipped users by name (user principal name, mail, or
+    /// object id), with why: at most [`SKIPPED_NAMED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_users: Vec<(String, String)>,
 }
+
+/// How many skipped users a run names.
+pub const SKIPPED_NAMED: usize = 100;
 
 impl Counts {
     pub fn add(&mut self, other: &Counts) {
@@ -83,12 +99,51 @@ impl Counts {
         self.updated += other.updated;
         self.unchanged += other.unchanged;
         self.deleted += other.deleted;
+        self.restored += other.restored;
         self.skipped += other.skipped;
         self.pages += other.pages;
         self.throttled += other.throttled;
         self.failed += other.failed;
         for (why, n) in &other.skipped_why {
             *self.skipped_why.entry(why.clone()).or_default() += n;
+        }
+        for (why, n) in &other.without_unit {
+            *self.without_unit.entry(why.clone()).or_default() += n;
+        }
+        for (why, n) in &other.without_user_types {
+            *self.without_user_types.entry(why.clone()).or_default() += n;
+        }
+        let room = SKIPPED_NAMED.saturating_sub(self.skipped_users.len());
+        self.skipped_users.extend(other.skipped_users.iter().take(room).cloned());
+    }
+
+    /// Count what the pull did with one user.
+    pub(crate) fn count(&mut self, outcome: crate::sync::Outcome) {
+        use crate::sync::Outcome;
+        use lockstep_core::Pulled;
+        match outcome {
+            Outcome::Pulled(pulled, (no_unit, no_types)) => {
+                match pulled {
+                    Pulled::Created => self.created += 1,
+                    Pulled::Updated => self.updated += 1,
+                    Pulled::Unchanged => self.unchanged += 1,
+                    Pulled::Restored => self.restored += 1,
+                }
+                if let Some(why) = no_unit {
+                    *self.without_unit.entry(why).or_default() += 1;
+                }
+                if let Some(why) = no_types {
+                    *self.without_user_types.entry(why).or_default() += 1;
+                }
+            }
+            Outcome::Skipped { user, why } => {
+                self.skipped += 1;
+                *self.skipped_why.entry(why.clone()).or_default() += 1;
+                if self.skipped_users.len() < SKIPPED_NAMED {
+                    self.skipped_users.push((user, why));
+                }
+            }
+            Outcome::Failed => self.failed += 1,
         }
     }
 }

@@ -10,11 +10,11 @@ use std::collections::{BTreeSet, HashMap};
 use futures::StreamExt;
 use lockstep_core::secrets::SecretStore;
 use lockstep_core::store::{Cond, Item, MAX_BATCH_WRITES, Pages, Query, SortKey, Write};
-use lockstep_core::{Directory, Pulled, Tenant, model};
+use lockstep_core::{Directory, Link, Pulled, Tenant, model};
 use serde_json::json;
 
-use crate::client::{Credentials, DeltaPage, Endpoints, GraphClient, GraphError};
-use crate::mapping::{GraphUser, map_user};
+use crate::client::{Credentials, DeltaPage, DeltaUser, Endpoints, GraphClient, GraphError};
+use crate::mapping::{GraphUser, map_user, merge_delta, placement_gaps};
 use crate::state::{self, Connection, Counts, LastRun, Round, SECRET_NAME, SyncState};
 
 /// Users of a page pulled at once.
@@ -59,13 +59,33 @@ pub async fn pull(
         st.held = None;
         st.allow_deletions = request.allow_deletions;
     }
-    let run = match &st.held {
-        Some(why) => LastRun { at: now(), result: "held".into(), counts: Counts::default(), error: Some(why.clone()) },
-        None => run_round(dir, secrets, endpoints, tenant, &connection, &mut st, stop).await?,
-    };
+    // Held deletions hold only the deletions: creates, updates and
+    // deactivations go on every run until an operator decides.
+    let run = run_round(dir, secrets, endpoints, tenant, &connection, &mut st, stop).await?;
     st.last_run = Some(run.clone());
     state::save_state(dir, t, &st).await?;
     Ok(Some(run))
+}
+
+/// Store a tenant's connection. Connecting again with another mapping (or
+/// to another directory) starts a full round, so that every user is mapped
+/// anew and the delta link of the old mapping (which selected other
+/// fields) is not followed again. Says whether it did.
+pub async fn connect(dir: &Directory, tenant: &Tenant, connection: &Connection) -> lockstep_core::Result<bool> {
+    let t = &tenant.id;
+    let before = state::connection(dir, t).await?;
+    state::save_connection(dir, t, connection).await?;
+    let remapped = before.is_some_and(|b| b.mapping != connection.mapping || b.directory_id != connection.directory_id);
+    if remapped {
+        let mut st = state::state(dir, t).await?;
+        if let Some(old) = st.round.take() {
+            forget_round(dir, tenant, &old.id).await?;
+        }
+        st.delta_link = None;
+        st.full_requested = true;
+        state::save_state(dir, t, &st).await?;
+    }
+    Ok(remapped)
 }
 
 async fn run_round(
@@ -162,25 +182,15 @@ async fn apply_page(
     round.pages += 1;
     round.counts.pages += 1;
     round.counts.throttled += u64::from(page.throttled);
-    let (removed, present): (Vec<&GraphUser>, Vec<&GraphUser>) = page.users.iter().partition(|u| u.removed.is_some());
+    let (removed, present): (Vec<&DeltaUser>, Vec<&DeltaUser>) = page.users.iter().partition(|u| u.removed);
     let ids: Vec<String> = present.iter().map(|u| u.id.clone()).collect();
-    let linked = dir.linked_users(&tenant.id, &ids).await?;
+    let links = dir.links(&tenant.id, &ids).await?;
     // The futures are made first: a stream that maps borrowed users as it
     // goes is not provably `Send` (a known limit of the compiler).
-    let pulls: Vec<_> = present.iter().map(|u| pull_one(dir, tenant, connection, u, &linked)).collect();
+    let pulls: Vec<_> = present.iter().map(|u| pull_one(dir, tenant, connection, u, links.get(&u.id))).collect();
     let outcomes: Vec<Outcome> = futures::stream::iter(pulls).buffer_unordered(CONCURRENCY).collect().await;
     for outcome in outcomes {
-        let c = &mut round.counts;
-        match outcome {
-            Outcome::Pulled(Pulled::Created) => c.created += 1,
-            Outcome::Pulled(Pulled::Updated) => c.updated += 1,
-            Outcome::Pulled(Pulled::Unchanged) => c.unchanged += 1,
-            Outcome::Skipped(why) => {
-                c.skipped += 1;
-                *c.skipped_why.entry(why).or_default() += 1;
-            }
-            Outcome::Failed => c.failed += 1,
-        }
+        round.counts.count(outcome);
     }
     let note = |kind: &str, ids: Vec<String>| {
         let key = lockstep_core::store::Key::new(
@@ -199,9 +209,15 @@ async fn apply_page(
     Ok(())
 }
 
-enum Outcome {
-    Pulled(Pulled),
-    Skipped(String),
+/// What the pull did with one user of a page.
+pub(crate) enum Outcome {
+    /// Pulled, with why it has no unit or no user type, if so.
+    Pulled(Pulled, (Option<String>, Option<String>)),
+    /// Not pulled, and why; the user as named in the directory.
+    Skipped {
+        user: String,
+        why: String,
+    },
     Failed,
 }
 
@@ -209,30 +225,38 @@ async fn pull_one(
     dir: &Directory,
     tenant: &Tenant,
     connection: &Connection,
-    user: &GraphUser,
-    linked: &HashMap<String, String>,
+    delta: &DeltaUser,
+    link: Option<&Link>,
 ) -> Outcome {
+    let skipped = |why: String| Outcome::Skipped { user: delta.id.clone(), why };
     // The object id becomes a key: one that cannot be an id is refused
     // before anything is written.
-    if !model::is_possible_id(&user.id) {
-        return Outcome::Skipped("an object id that is not a valid id".into());
+    if !model::is_possible_id(&delta.id) {
+        return skipped("an object id that is not a valid id".into());
     }
-    let attrs = match map_user(user, &connection.mapping) {
+    // A delta object may carry only what changed: the rest is what was
+    // known of the user.
+    let known = merge_delta(link.map(|l| &l.known), &delta.properties);
+    let user = GraphUser::from_properties(&delta.id, &known);
+    let named = |why: String| Outcome::Skipped {
+        user: user.user_principal_name.clone().or_else(|| user.mail.clone()).unwrap_or_else(|| delta.id.clone()),
+        why,
+    };
+    let attrs = match map_user(&user, &connection.mapping) {
         Ok(attrs) => attrs,
-        Err(skip) => return Outcome::Skipped(skip.describe().to_string()),
+        Err(skip) => return named(skip.describe().to_string()),
     };
     let attrs =
         match scim_protocol::parse_service_resource(scim_protocol::schema::user(), &serde_json::Value::Object(attrs)) {
             Ok(attrs) => attrs,
-            Err(e) => return Outcome::Skipped(format!("refused by the SCIM rules: {}", e.detail)),
+            Err(e) => return named(format!("refused by the SCIM rules: {}", e.detail)),
         };
-    match dir.pull_user(tenant, &user.id, linked.get(&user.id).map(String::as_str), &attrs).await {
-        Ok(p) => Outcome::Pulled(p),
-        Err(e) if !e.is_server_error() => {
-            Outcome::Skipped(format!("refused: {}", scim_protocol::ScimError::from(e).detail))
-        }
+    let gaps = placement_gaps(&user, &connection.mapping);
+    match dir.pull_user(tenant, &delta.id, link, &attrs, &known).await {
+        Ok(p) => Outcome::Pulled(p, gaps),
+        Err(e) if !e.is_server_error() => named(format!("refused: {}", scim_protocol::ScimError::from(e).detail)),
         Err(e) => {
-            tracing::error!(tenant = %tenant.id, graph_user = %user.id, error = %e, "graph pull: a user failed");
+            tracing::error!(tenant = %tenant.id, graph_user = %delta.id, error = %e, "graph pull: a user failed");
             Outcome::Failed
         }
     }
@@ -289,20 +313,29 @@ async fn finish_round(
         .collect();
     deletions.sort();
     let allowed = u64::from(connection.max_delete_percent) * (links.len() as u64);
-    if (deletions.len() as u64) * 100 > allowed && !round.allow_deletions {
-        let why = format!(
-            "this round would soft-delete {} of the tenant's {} users from Microsoft Graph, more than {}%: nothing was \
-             deleted. If that is right, confirm with `lockstep graph sync {} --full --allow-deletions`",
-            deletions.len(),
-            links.len(),
-            connection.max_delete_percent,
-            tenant.id
-        );
+    let too_many = (deletions.len() as u64) * 100 > allowed;
+    if (too_many || st.held.is_some()) && !round.allow_deletions {
+        // The deletions wait for an operator; the round's other changes are
+        // applied, and the next rounds go on from its delta link. The
+        // confirming full round finds every user to delete again.
+        let why = match (&st.held, too_many) {
+            (Some(held), false) => held.clone(),
+            _ => format!(
+                "this round would soft-delete {} of the tenant's {} users from Microsoft Graph, more than {}%: no \
+                 user was deleted (creates and updates go on). If that is right, confirm with `lockstep graph sync {} \
+                 --full --allow-deletions`",
+                deletions.len(),
+                links.len(),
+                connection.max_delete_percent,
+                tenant.id
+            ),
+        };
         tracing::warn!(tenant = %tenant.id, deletions = deletions.len(), "graph pull: deletions held for review");
         forget_round(dir, tenant, &round.id).await?;
         st.held = Some(why.clone());
         st.round = None;
-        st.full_requested = true;
+        st.delta_link = Some(delta_link);
+        st.full_requested = false;
         return Ok(LastRun { at: now(), result: "held".into(), counts: round.counts, error: Some(why) });
     }
     // What the round noted goes only after the deletions: a run that fails

@@ -896,7 +896,7 @@ pub(crate) async fn the_directory_placement_is_owned_by_the_service(t: TestTable
     // The service places a user.
     let placed = json!({ "userName": "ola@x.io", PLACEMENT: { "unit": "Oslo", "userTypes": ["Nurse"] } });
     let placed = scim_protocol::parse_service_resource(user(), &placed).unwrap_or_else(|e| panic!("{e}"));
-    let pulled = dir.pull_user(&acme, "graph-1", None, &placed).await.unwrap_or_else(|e| panic!("{e}"));
+    let pulled = dir.pull_user(&acme, "graph-1", None, &placed, &Object::new()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pulled, lockstep_core::Pulled::Created);
     let ola = find(&dir, &acme, Kind::User, r#"userName eq "ola@x.io""#).await;
     let id = ola.first().cloned().unwrap_or_else(|| panic!("not created"));

@@ -158,8 +158,9 @@ pub(crate) async fn graph_pull_creates_updates_and_removes(t: TestTable) {
 /// GIVEN a user pushed over SCIM with a work email, and another made in
 /// the application WHEN a Graph user with that email (in another case) is
 /// pulled, and then a full round runs THEN the pushed user is linked and
-/// updated, not duplicated; and the full round never deletes the user that
-/// did not come from Graph.
+/// updated, not duplicated: it gets the names, the work email and the
+/// placement from Azure and keeps its own userName; and the full round
+/// never deletes the user that did not come from Graph.
 pub(crate) async fn graph_users_match_existing_users_by_email(t: TestTable) {
     let p = connected(t).await;
     let body = json!({ "emails": [{ "type": "work", "value": "ADA@contoso.com", "primary": true }] });
@@ -170,8 +171,12 @@ pub(crate) async fn graph_users_match_existing_users_by_email(t: TestTable) {
 
     let run = p.run(Request::default()).await;
     assert_eq!((run.counts.created, run.counts.updated), (0, 1), "{run:?}");
-    let ada = p.scim_user("ada@contoso.com").await.unwrap_or_else(|| panic!("renamed from Graph"));
-    assert_eq!(ada.id, pushed.id, "linked, not duplicated");
+    let ada = p.dir.get(&p.tenant.id, Kind::User, &pushed.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ada.resource["userName"], json!("ada.old@contoso.com"), "the application's own userName is kept");
+    assert_eq!(ada.resource["name"], json!({ "givenName": "Ada", "familyName": "Lovelace" }));
+    assert_eq!(ada.resource["emails"], json!([{ "value": "ada@contoso.com", "type": "work", "primary": true }]));
+    assert_eq!(placement(&ada), json!({ "unit": "Oslo", "userTypes": ["Manager"] }));
+    assert!(p.scim_user("ada@contoso.com").await.is_none(), "linked, not duplicated");
     assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(2));
 
     let full = p.run(Request { full: true, allow_deletions: false }).await;
@@ -288,4 +293,160 @@ async fn graph_refused_credentials_say_what_to_fix() {
     assert_eq!(p.run(Request::default()).await.counts.created, 1, "works once fixed");
     let status = state::state(&p.dir, &p.tenant.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!serde_json::to_string(&status).unwrap_or_default().contains(SECRET), "nor in the stored state");
+}
+
+/// GIVEN a pulled user with department=Oslo (a known unit), jobTitle=Manager
+/// (a known user type) and a mail WHEN Azure changes department to HR and
+/// jobTitle to Intern (neither known) and clears the mail THEN the user has
+/// no unit, no user types and no work email: an unmatched value is not
+/// assigned, and the old one is not kept. WHEN the values come back THEN so
+/// do the unit, the user types and the email.
+pub(crate) async fn what_disappears_in_azure_disappears_here(t: TestTable) {
+    let p = connected(t).await;
+    p.fake.put_user(graph_user("g-ola", "Ola", "Nordmann", "ola@contoso.com", "Oslo", "Manager"));
+    assert_eq!(p.run(Request::default()).await.counts.created, 1);
+    let ola = p.scim_user("ola@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
+    assert_eq!(placement(&ola), json!({ "unit": "Oslo", "userTypes": ["Manager"] }));
+
+    let mut changed = graph_user("g-ola", "Ola", "Nordmann", "ola@contoso.com", "HR", "Intern");
+    changed["mail"] = Value::Null;
+    p.fake.put_user(changed);
+    let run = p.run(Request::default()).await;
+    assert_eq!((run.result.as_str(), run.counts.updated), ("ok", 1), "{run:?}");
+    // The run says how many it left without a unit or a user type, and why.
+    let why = |m: &std::collections::BTreeMap<String, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>();
+    assert_eq!(why(&run.counts.without_unit), vec![("department names no known unit".to_string(), 1)]);
+    assert_eq!(why(&run.counts.without_user_types), vec![("jobTitle names no known user type".to_string(), 1)]);
+    let ola = p.dir.get(&p.tenant.id, Kind::User, &ola.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placement(&ola), Value::Null, "no unit and no user types: {:?}", ola.resource);
+    assert!(ola.resource.get("emails").is_none(), "the cleared mail is gone: {:?}", ola.resource);
+    // A full round agrees: nothing to repair.
+    let full = p.run(Request { full: true, allow_deletions: false }).await;
+    assert_eq!((full.counts.updated, full.counts.unchanged), (0, 1), "{full:?}");
+
+    p.fake.put_user(graph_user("g-ola", "Ola", "Nordmann", "ola@contoso.com", "Aarhus", "Nurse"));
+    p.run(Request::default()).await;
+    let ola = p.dir.get(&p.tenant.id, Kind::User, &ola.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placement(&ola), json!({ "unit": "Aarhus", "userTypes": ["Nurse"] }));
+    assert_eq!(ola.resource["emails"], json!([{ "value": "ola@contoso.com", "type": "work", "primary": true }]));
+}
+
+/// GIVEN a pulled user WHEN delta pages carry only the changed properties
+/// (jobTitle alone; then department as an explicit null; then mail as an
+/// explicit null) THEN each change applies and nothing else moves: the
+/// user is not skipped for lacking a name it was not sent, an absent
+/// property is unchanged, a null one is cleared. Pages are asked 999 at a
+/// time.
+pub(crate) async fn partial_delta_objects_change_only_what_they_carry(t: TestTable) {
+    let p = connected(t).await;
+    p.fake.put_user(graph_user("g-kari", "Kari", "Nordmann", "kari@contoso.com", "Oslo", "Manager"));
+    p.run(Request::default()).await;
+    let id = p.scim_user("kari@contoso.com").await.unwrap_or_else(|| panic!("pulled")).id;
+    let kari = || async { p.dir.get(&p.tenant.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}")) };
+
+    p.fake.change_user("g-kari", json!({ "jobTitle": "Nurse,Manager" }));
+    let run = p.run(Request::default()).await;
+    assert_eq!((run.counts.updated, run.counts.skipped), (1, 0), "{run:?}");
+    let k = kari().await;
+    assert_eq!(placement(&k), json!({ "unit": "Oslo", "userTypes": ["Nurse", "Manager"] }));
+    assert_eq!(k.resource["name"], json!({ "givenName": "Kari", "familyName": "Nordmann" }), "names unchanged");
+
+    p.fake.change_user("g-kari", json!({ "department": null }));
+    p.run(Request::default()).await;
+    assert_eq!(placement(&kari().await), json!({ "userTypes": ["Nurse", "Manager"] }), "the unit is cleared");
+
+    p.fake.change_user("g-kari", json!({ "mail": null, "surname": "Berg" }));
+    p.run(Request::default()).await;
+    let k = kari().await;
+    assert!(k.resource.get("emails").is_none(), "{:?}", k.resource);
+    assert_eq!(k.resource["name"]["familyName"], json!("Berg"));
+    assert_eq!(k.resource["userName"], json!("kari@contoso.com"), "the user principal name was not sent: kept");
+    assert!(p.fake.prefers().iter().all(|h| h == "odata.maxpagesize=999"), "{:?}", p.fake.prefers());
+}
+
+/// GIVEN users pulled with the unit from department WHEN the tenant
+/// connects again with the unit from city THEN the next pull is a full
+/// round selecting city, and every user's unit is mapped anew.
+pub(crate) async fn a_changed_mapping_maps_every_user_anew(t: TestTable) {
+    let p = connected(t).await;
+    let mut u = graph_user("g-liv", "Liv", "Berg", "liv@contoso.com", "Oslo", "Nurse");
+    u["city"] = json!("Aarhus");
+    p.fake.put_user(u);
+    p.run(Request::default()).await;
+    let liv = p.scim_user("liv@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
+    assert_eq!(placement(&liv)["unit"], json!("Oslo"));
+
+    let same = state::connection(&p.dir, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
+    assert!(!sync::connect(&p.dir, &p.tenant, &same).await.unwrap_or_else(|e| panic!("{e}")), "nothing changed");
+    let by_city = Connection { mapping: Mapping { unit_field: SourceField::City, ..mapping() }, ..same };
+    assert!(sync::connect(&p.dir, &p.tenant, &by_city).await.unwrap_or_else(|e| panic!("{e}")), "remapped");
+    let run = p.run(Request::default()).await;
+    assert_eq!((run.result.as_str(), run.counts.updated), ("ok", 1), "{run:?}");
+    assert!(
+        p.fake.selects().last().is_some_and(|s| s.contains("city") && !s.contains("department")),
+        "{:?}",
+        p.fake.selects()
+    );
+    let liv = p.dir.get(&p.tenant.id, Kind::User, &liv.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placement(&liv), json!({ "unit": "Aarhus", "userTypes": ["Nurse"] }));
+}
+
+/// GIVEN 10 pulled users WHEN 6 are removed in Azure (more than the 20%
+/// guard) and another is disabled in the same round THEN the removals wait
+/// for an operator, but the disable is applied at once; later runs keep
+/// pulling (a new user is created) while the removals still wait; the
+/// operator's confirmation removes them.
+pub(crate) async fn held_deletions_hold_only_deletions(t: TestTable) {
+    let p = connected(t).await;
+    for i in 0..10 {
+        p.fake.put_user(graph_user(&format!("g{i}"), "Per", "Hansen", &format!("per{i}@contoso.com"), "Oslo", "Nurse"));
+    }
+    p.run(Request::default()).await;
+    for i in 0..6 {
+        p.fake.remove_user(&format!("g{i}"));
+    }
+    let mut leaver = graph_user("g9", "Per", "Hansen", "per9@contoso.com", "Oslo", "Nurse");
+    leaver["accountEnabled"] = json!(false);
+    p.fake.put_user(leaver);
+    let held = p.run(Request::default()).await;
+    assert_eq!((held.result.as_str(), held.counts.deleted, held.counts.updated), ("held", 0, 1), "{held:?}");
+    let per9 = p.scim_user("per9@contoso.com").await.unwrap_or_else(|| panic!("kept"));
+    assert_eq!(per9.resource["active"], json!(false), "the leaver is disabled while the removals wait");
+
+    p.fake.put_user(graph_user("g10", "Ny", "Ansatt", "ny@contoso.com", "Oslo", "Nurse"));
+    let later = p.run(Request::default()).await;
+    assert_eq!((later.result.as_str(), later.counts.created, later.counts.deleted), ("held", 1, 0), "{later:?}");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(11));
+
+    let confirmed = p.run(Request { full: true, allow_deletions: true }).await;
+    assert_eq!((confirmed.result.as_str(), confirmed.counts.deleted), ("ok", 6), "{confirmed:?}");
+    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(5));
+}
+
+/// GIVEN a pulled user in a group WHEN Azure deletes it and then restores
+/// it (same object id) THEN it is soft-deleted, and then restored here with
+/// the same SCIM id and its group, active again: not created anew.
+pub(crate) async fn a_user_restored_in_azure_is_restored_here(t: TestTable) {
+    let p = connected(t).await;
+    // Nine colleagues: one removal is 10%, under the deletion guard.
+    for i in 0..9 {
+        p.fake.put_user(graph_user(&format!("g{i}"), "Per", "Hansen", &format!("per{i}@contoso.com"), "Oslo", "Nurse"));
+    }
+    p.fake.put_user(graph_user("g-eva", "Eva", "Lund", "eva@contoso.com", "Oslo", "Nurse"));
+    p.run(Request::default()).await;
+    let eva = p.scim_user("eva@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
+    let team = new_group(&p.dir, &p.tenant, "Team", &[&eva]).await;
+    p.fake.remove_user("g-eva");
+    let gone = p.run(Request::default()).await;
+    assert_eq!(gone.counts.deleted, 1, "{gone:?}");
+    assert!(p.scim_user("eva@contoso.com").await.is_none());
+
+    p.fake.put_user(graph_user("g-eva", "Eva", "Lund", "eva@contoso.com", "Oslo", "Nurse"));
+    let back = p.run(Request::default()).await;
+    assert_eq!((back.counts.restored, back.counts.created), (1, 0), "{back:?}");
+    let again = p.scim_user("eva@contoso.com").await.unwrap_or_else(|| panic!("restored"));
+    assert_eq!(again.id, eva.id, "the same user, with its history");
+    assert_eq!(again.resource["active"], json!(true));
+    assert!(again.version > eva.version);
+    assert_eq!(member_ids(&p.dir, &p.tenant, &team.id).await, BTreeSet::from([eva.id.clone()]));
 }

@@ -174,4 +174,9 @@ conformance!(
     graph::graph_faults_are_retried_or_resynchronised,
     graph::graph_deletion_guard_holds_mass_deletions,
     graph::a_graph_pull_cut_off_resumes_at_its_next_link,
+    graph::what_disappears_in_azure_disappears_here,
+    graph::partial_delta_objects_change_only_what_they_carry,
+    graph::a_changed_mapping_maps_every_user_anew,
+    graph::held_deletions_hold_only_deletions,
+    graph::a_user_restored_in_azure_is_restored_here,
 );

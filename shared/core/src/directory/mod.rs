@@ -35,7 +35,7 @@ use crate::tenant::TenantId;
 
 pub use claims::MAX_WORK_EMAILS;
 pub use lifecycle::{Due, MAX_REMEMBERED_GROUPS, Purged, Retired, Retirement};
-pub use pulled::Pulled;
+pub use pulled::{Link, LinkOrigin, Pulled};
 
 /// Bounds on the work one request may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
