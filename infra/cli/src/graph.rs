@@ -91,18 +91,27 @@ async fn connect(backend: &Backend, args: ConnectArgs) -> anyhow::Result<Report>
     connection.check().map_err(|e| anyhow!("{e}"))?;
     let secret = read_secret()?;
     backend.secrets.put(&tenant.id, SECRET_NAME, &secret).await.map_err(|e| anyhow!("storing the secret: {e}"))?;
-    let remapped = sync::connect(&backend.directory, &tenant, &connection).await.map_err(|e| anyhow!("{e}"))?;
-    let next = if remapped {
-        "The mapping changed: the next pull is a full round that maps every user anew."
+    let done = sync::connect(&backend.directory, &tenant, &connection).await.map_err(|e| anyhow!("{e}"))?;
+    let mut text = connection_text(&connection);
+    if done.unique_work_emails {
+        text.push_str("\nWork emails are now unique in this tenant (the pull matches users by them).");
+    }
+    for (id, why) in &done.shared_work_emails {
+        text.push_str(&format!("\n  user {id} shares its work email with another user: {why}"));
+    }
+    text.push('\n');
+    text.push_str(&if done.remapped {
+        "The mapping changed: the next pull is a full round that maps every user anew.".to_string()
     } else {
-        "Next: `lockstep graph sync <tenant> --full` pulls every user now; the scheduled job pulls changes every hour."
-    };
+        format!(
+            "Next: `lockstep graph sync {} --full` pulls every user now; the scheduled job pulls changes every hour.",
+            tenant.id
+        )
+    });
     let mut json = connection_json(&connection);
-    json["remapped"] = json!(remapped);
-    Ok(Report {
-        text: format!("{}\n{}", connection_text(&connection), next.replace("<tenant>", tenant.id.as_str())),
-        json,
-    })
+    json["remapped"] = json!(done.remapped);
+    json["shared_work_emails"] = json!(done.shared_work_emails);
+    Ok(Report { text, json })
 }
 
 async fn existing(backend: &Backend, tenant: &str) -> anyhow::Result<(lockstep_core::Tenant, Connection)> {

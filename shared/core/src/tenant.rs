@@ -84,6 +84,12 @@ pub struct TenantSettings {
     /// uniqueness, and identity providers send duplicates (Entra's default
     /// user mapping takes `mailNickname`, which is not unique).
     pub unique_external_ids: bool,
+    /// No two live users share a work email (`409 uniqueness` for the
+    /// second). Set by `lockstep graph connect`: the pull matches users by
+    /// work email, so in a tenant that pulls from Microsoft Graph a user
+    /// made in the application after its Azure twin was pulled would
+    /// otherwise be a second user with the same email, never matched.
+    pub unique_work_emails: bool,
 }
 
 impl Default for TenantSettings {
@@ -96,6 +102,7 @@ impl Default for TenantSettings {
             keep_groups_deleted_by_directory: false,
             unique_group_names: true,
             unique_external_ids: false,
+            unique_work_emails: false,
         }
     }
 }

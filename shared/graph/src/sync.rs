@@ -67,16 +67,39 @@ pub async fn pull(
     Ok(Some(run))
 }
 
+/// What connecting did besides storing the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connected {
+    /// The mapping (or the directory) changed: the next pull is a full round.
+    pub remapped: bool,
+    /// Work emails were made unique in the tenant just now.
+    pub unique_work_emails: bool,
+    /// Users whose work email another user has too (id, why): they keep
+    /// their email, but no other user may take it, and the pull cannot
+    /// match them by it until one of them changes.
+    pub shared_work_emails: Vec<(String, String)>,
+}
+
 /// Store a tenant's connection. Connecting again with another mapping (or
 /// to another directory) starts a full round, so that every user is mapped
 /// anew and the delta link of the old mapping (which selected other
-/// fields) is not followed again. Says whether it did.
-pub async fn connect(dir: &Directory, tenant: &Tenant, connection: &Connection) -> lockstep_core::Result<bool> {
+/// fields) is not followed again. A tenant that pulls matches users by work
+/// email, so its work emails become unique (`unique_work_emails`, the
+/// index entries rewritten at once).
+pub async fn connect(dir: &Directory, tenant: &Tenant, connection: &Connection) -> lockstep_core::Result<Connected> {
     let t = &tenant.id;
+    let mut outcome = Connected::default();
+    if !tenant.settings.unique_work_emails {
+        let settings = lockstep_core::TenantSettings { unique_work_emails: true, ..tenant.settings.clone() };
+        let updated = dir.update_tenant_settings(t, settings).await?;
+        outcome.shared_work_emails = dir.reindex(&updated).await?.refused;
+        outcome.unique_work_emails = true;
+    }
     let before = state::connection(dir, t).await?;
     state::save_connection(dir, t, connection).await?;
-    let remapped = before.is_some_and(|b| b.mapping != connection.mapping || b.directory_id != connection.directory_id);
-    if remapped {
+    outcome.remapped =
+        before.is_some_and(|b| b.mapping != connection.mapping || b.directory_id != connection.directory_id);
+    if outcome.remapped {
         let mut st = state::state(dir, t).await?;
         if let Some(old) = st.round.take() {
             forget_round(dir, tenant, &old.id).await?;
@@ -85,7 +108,7 @@ pub async fn connect(dir: &Directory, tenant: &Tenant, connection: &Connection) 
         st.full_requested = true;
         state::save_state(dir, t, &st).await?;
     }
-    Ok(remapped)
+    Ok(outcome)
 }
 
 async fn run_round(

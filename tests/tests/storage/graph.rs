@@ -377,9 +377,10 @@ pub(crate) async fn a_changed_mapping_maps_every_user_anew(t: TestTable) {
     assert_eq!(placement(&liv)["unit"], json!("Oslo"));
 
     let same = state::connection(&p.dir, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
-    assert!(!sync::connect(&p.dir, &p.tenant, &same).await.unwrap_or_else(|e| panic!("{e}")), "nothing changed");
+    let again = sync::connect(&p.dir, &p.tenant, &same).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!again.remapped, "nothing changed");
     let by_city = Connection { mapping: Mapping { unit_field: SourceField::City, ..mapping() }, ..same };
-    assert!(sync::connect(&p.dir, &p.tenant, &by_city).await.unwrap_or_else(|e| panic!("{e}")), "remapped");
+    assert!(sync::connect(&p.dir, &p.tenant, &by_city).await.unwrap_or_else(|e| panic!("{e}")).remapped);
     let run = p.run(Request::default()).await;
     assert_eq!((run.result.as_str(), run.counts.updated), ("ok", 1), "{run:?}");
     assert!(
@@ -449,4 +450,35 @@ pub(crate) async fn a_user_restored_in_azure_is_restored_here(t: TestTable) {
     assert_eq!(again.resource["active"], json!(true));
     assert!(again.version > eva.version);
     assert_eq!(member_ids(&p.dir, &p.tenant, &team.id).await, BTreeSet::from([eva.id.clone()]));
+}
+
+/// GIVEN two application users sharing a work email, and a tenant that
+/// connects to Microsoft Graph THEN work emails become unique in the tenant
+/// and the pair is reported; WHEN a Graph user is pulled and, later, the
+/// application creates a user with the same work email (in another case)
+/// THEN that create is 409 uniqueness: two live users never share a work
+/// email in a tenant that pulls, whatever the order.
+pub(crate) async fn a_pulling_tenant_never_has_two_users_with_one_work_email(t: TestTable) {
+    let p = connected(t).await;
+    let work = |email: &str| json!({ "emails": [{ "type": "work", "value": email }] });
+    let a = p.dir.create(&p.tenant, Kind::User, user_with("a@x.io", work("shared@x.io")), &[]).await;
+    let b = p.dir.create(&p.tenant, Kind::User, user_with("b@x.io", work("SHARED@x.io")), &[]).await;
+    assert!(a.is_ok() && b.is_ok(), "before connecting, work emails are not unique");
+    let connection =
+        state::connection(&p.dir, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
+    let done = sync::connect(&p.dir, &p.tenant, &connection).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(done.unique_work_emails);
+    assert_eq!(done.shared_work_emails.len(), 1, "the second of the pair is reported: {done:?}");
+    let tenant = p.dir.tenant(&p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("tenant"));
+    assert!(tenant.settings.unique_work_emails);
+
+    p.fake.put_user(graph_user("g-ola", "Ola", "Nordmann", "ola@contoso.com", "Oslo", "Nurse"));
+    // The scheduled job reads the tenant as it is now.
+    let step = GraphPull { secrets: Arc::new(p.secrets.clone()), endpoints: p.endpoints.clone() };
+    let run = job::run(&p.dir, &[&step], &|| false).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(run.failures.is_empty(), "{run:?}");
+    assert!(p.scim_user("ola@contoso.com").await.is_some(), "pulled");
+    let late = p.dir.create(&tenant, Kind::User, user_with("ola.app@x.io", work("OLA@contoso.com")), &[]).await;
+    let e = late.map_err(scim).err().unwrap_or_else(|| panic!("a second user with the pulled user's email"));
+    assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)), "{}", e.detail);
 }

@@ -179,4 +179,5 @@ conformance!(
     graph::a_changed_mapping_maps_every_user_anew,
     graph::held_deletions_hold_only_deletions,
     graph::a_user_restored_in_azure_is_restored_here,
+    graph::a_pulling_tenant_never_has_two_users_with_one_work_email,
 );

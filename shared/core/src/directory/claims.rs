@@ -69,7 +69,7 @@ pub(super) fn claims(kind: Kind, attrs: &Object, settings: &TenantSettings) -> V
             claim(IndexAttr::UserName, text(attrs, "userName"), true);
             claim(IndexAttr::UserExternalId, text(attrs, "externalId"), settings.unique_external_ids);
             for email in work_emails(attrs) {
-                claim(IndexAttr::UserWorkEmail, Some(email), false);
+                claim(IndexAttr::UserWorkEmail, Some(email), settings.unique_work_emails);
             }
             claim(IndexAttr::UserManager, manager_of(attrs), false);
         }
