@@ -244,9 +244,12 @@ pub fn placement_gaps(user: &GraphUser, mapping: &Mapping) -> (Option<String>, O
     let unit_value = mapping.unit_field.of(user);
     let unit = match_unit(unit_value, &mapping.units).is_none().then(|| why(mapping.unit_field, unit_value, "unit"));
     let types_value = mapping.user_types_field.of(user);
-    let types = match_user_types(types_value, &mapping.user_types)
-        .is_empty()
-        .then(|| why(mapping.user_types_field, types_value, "user type"));
+    let matched_types = !match_user_types(types_value, &mapping.user_types).is_empty();
+    let types = match (matched_types, &unit) {
+        (false, _) => Some(why(mapping.user_types_field, types_value, "user type")),
+        (true, Some(_)) => Some("user types need a unit, and no unit matched".to_string()),
+        (true, None) => None,
+    };
     (unit, types)
 }
 
@@ -275,8 +278,9 @@ pub fn map_user(user: &GraphUser, mapping: &Mapping) -> Result<Object, Skip> {
     if let Some(unit) = match_unit(mapping.unit_field.of(user), &mapping.units) {
         placement.insert("unit".into(), json!(unit));
     }
+    // User types belong to a unit: without one, none are applied.
     let types = match_user_types(mapping.user_types_field.of(user), &mapping.user_types);
-    if !types.is_empty() {
+    if placement.contains_key("unit") && !types.is_empty() {
         placement.insert("userTypes".into(), json!(types));
     }
     attrs.insert("schemas".into(), json!([urn::USER, urn::DIRECTORY_USER]));
@@ -371,7 +375,7 @@ mod tests {
         let attrs = map_user(&off, &by_mail).unwrap_or_else(|s| panic!("{s:?}"));
         assert_eq!(attrs["userName"], "Ada.Lovelace@contoso.com");
         assert_eq!(attrs["active"], false, "accountEnabled=false deactivates");
-        assert_eq!(attrs[urn::DIRECTORY_USER], json!({ "userTypes": ["Manager", "Nurse"] }), "no unit: unassigned");
+        assert_eq!(attrs[urn::DIRECTORY_USER], json!({}), "no unit: unassigned, and user types need a unit");
         let no_display = GraphUser { display_name: None, ..ada() };
         assert_eq!(map_user(&no_display, &mapping()).map(|a| a["displayName"].clone()), Ok(json!("Ada Lovelace")));
     }

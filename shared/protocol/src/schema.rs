@@ -499,10 +499,26 @@ fn directory_user_schema() -> Schema {
         // what a user may see in the product is not for the identity
         // provider's connector to set. A client's value is ignored, and a
         // client's PUT or PATCH leaves the service's value as it is.
+        // `unit` and `userTypes` are the one unit membership the Graph pull
+        // maps, and the types in it (types belong to a unit: none without
+        // one); `otherUnits` are memberships the application keeps beside
+        // it, which the pull never writes.
         attributes: vec![
             string("unit", "The unit the user belongs to; absent when no unit matched (unassigned).")
                 .mutability(Mutability::ReadOnly),
             string("userTypes", "The user types of the user within the unit.").multi().mutability(Mutability::ReadOnly),
+            AttributeDef::new(
+                "otherUnits",
+                AttrType::Complex,
+                "Unit memberships the application keeps beside the one the directory gives, with their user types.",
+            )
+            .multi()
+            .mutability(Mutability::ReadOnly)
+            // Read-only as a whole; its parts are what the service writes.
+            .subs(vec![
+                string("unit", "The unit."),
+                string("userTypes", "The user types within that unit.").multi(),
+            ]),
         ],
     }
 }

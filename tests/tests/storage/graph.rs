@@ -482,3 +482,29 @@ pub(crate) async fn a_pulling_tenant_never_has_two_users_with_one_work_email(t: 
     let e = late.map_err(scim).err().unwrap_or_else(|| panic!("a second user with the pulled user's email"));
     assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)), "{}", e.detail);
 }
+
+/// GIVEN a Graph user whose jobTitle names a known user type but whose
+/// department names no known unit THEN no user type is applied (types
+/// belong to a unit) and the run says why. GIVEN unit memberships the
+/// application keeps beside the pulled one WHEN the pull changes the
+/// user's unit and types THEN those memberships stay as they are.
+pub(crate) async fn user_types_belong_to_a_unit(t: TestTable) {
+    let p = connected(t).await;
+    p.fake.put_user(graph_user("g-ida", "Ida", "Moe", "ida@contoso.com", "HR", "Nurse"));
+    let run = p.run(Request::default()).await;
+    let ida = p.scim_user("ida@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
+    assert_eq!(placement(&ida), Value::Null, "types without a unit are not applied: {:?}", ida.resource);
+    let why: Vec<&String> = run.counts.without_user_types.keys().collect();
+    assert_eq!(why, vec!["user types need a unit, and no unit matched"], "{run:?}");
+
+    let others = json!([{ "unit": "Aarhus", "userTypes": ["Manager"] }]);
+    p.dir.set_other_units(&p.tenant, &ida.id, others.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    p.fake.put_user(graph_user("g-ida", "Ida", "Moe", "ida@contoso.com", "Oslo", "Nurse"));
+    p.run(Request::default()).await;
+    let ida = p.dir.get(&p.tenant.id, Kind::User, &ida.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placement(&ida), json!({ "unit": "Oslo", "userTypes": ["Nurse"], "otherUnits": others }));
+    p.fake.put_user(graph_user("g-ida", "Ida", "Moe", "ida@contoso.com", "HR", "Intern"));
+    p.run(Request::default()).await;
+    let ida = p.dir.get(&p.tenant.id, Kind::User, &ida.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placement(&ida), json!({ "otherUnits": others }), "the pull's membership goes, the application's stay");
+}

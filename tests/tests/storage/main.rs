@@ -180,4 +180,5 @@ conformance!(
     graph::held_deletions_hold_only_deletions,
     graph::a_user_restored_in_azure_is_restored_here,
     graph::a_pulling_tenant_never_has_two_users_with_one_work_email,
+    graph::user_types_belong_to_a_unit,
 );

@@ -64,7 +64,10 @@ pub struct Link {
 /// directory is cleared here. The placement and the work email always; the
 /// names and `active` always; userName, externalId and displayName only of
 /// users the pull created.
-const OWNED_ALWAYS: [&str; 2] = ["active", scim_protocol::urn::DIRECTORY_USER];
+const OWNED_ALWAYS: [&str; 1] = ["active"];
+/// Of the placement, the one unit membership the pull maps and its types;
+/// the memberships the application keeps beside it (`otherUnits`) stay.
+const OWNED_PLACEMENT: [&str; 2] = ["unit", "userTypes"];
 const OWNED_IF_CREATED: [&str; 3] = ["userName", "externalId", "displayName"];
 
 /// `current` with what the pull owns replaced by `pulled`.
@@ -86,6 +89,19 @@ fn with_owned(current: &Object, pulled: &Object, origin: LinkOrigin) -> Object {
             set(&mut next, name);
         }
     }
+    let ext = scim_protocol::urn::DIRECTORY_USER;
+    let mut placement = next.get(ext).and_then(Value::as_object).cloned().unwrap_or_default();
+    for part in OWNED_PLACEMENT {
+        match pulled.get(ext).and_then(|p| p.get(part)) {
+            Some(v) => placement.insert(part.to_string(), v.clone()),
+            None => placement.remove(part),
+        };
+    }
+    if placement.is_empty() {
+        next.remove(ext)
+    } else {
+        next.insert(ext.into(), Value::Object(placement))
+    };
     // First and last name; other parts of the name are the user's own.
     let mut name = next.get("name").and_then(Value::as_object).cloned().unwrap_or_default();
     for part in ["givenName", "familyName"] {
@@ -267,6 +283,32 @@ impl Directory {
             self.table.write(Write::Put { item: link_item(&tenant.id, graph_id, link)?, cond: Cond::Always }).await?;
         }
         Ok(if wrote { Pulled::Updated } else { Pulled::Unchanged })
+    }
+
+    /// Set the unit memberships the application keeps beside the one the
+    /// directory gives (`otherUnits` of the placement: `[{"unit": …,
+    /// "userTypes": […]}]`; an empty list clears them). The pull never
+    /// writes them; SCIM clients cannot.
+    pub async fn set_other_units(&self, tenant: &Tenant, user_id: &str, other_units: Value) -> Result<Stored> {
+        let ext = scim_protocol::urn::DIRECTORY_USER;
+        let body = serde_json::json!({ "userName": "x", ext: { "otherUnits": other_units } });
+        let parsed = scim_protocol::parse_service_resource(scim_protocol::schema::user(), &body)?;
+        let units = parsed.get(ext).and_then(|p| p.get("otherUnits")).cloned();
+        let change = |current: &Object| {
+            let mut next = current.clone();
+            let mut placement = next.get(ext).and_then(Value::as_object).cloned().unwrap_or_default();
+            match &units {
+                Some(u) => placement.insert("otherUnits".into(), u.clone()),
+                None => placement.remove("otherUnits"),
+            };
+            if placement.is_empty() {
+                next.remove(ext)
+            } else {
+                next.insert(ext.into(), Value::Object(placement))
+            };
+            Ok((next, Default::default()))
+        };
+        self.update(tenant, Kind::User, user_id, None, change).await
     }
 
     /// A user the directory removed: soft-deleted (as a `DELETE` would),
