@@ -164,10 +164,7 @@ async fn run_sync(backend: &Backend, tenant: &str, request: Request) -> anyhow::
         text.push_str(&format!("\n{error}"));
     }
     let report = Report { text, json: json!(run) };
-    match run.result.as_str() {
-        "failed" | "held" => Err(crate::Unsuccessful(report).into()),
-        _ => Ok(report),
-    }
+    if run.result.needs_attention() { Err(crate::Unsuccessful(report).into()) } else { Ok(report) }
 }
 
 /// How many skipped users the text output names (`--json` has them all).

@@ -172,7 +172,7 @@ pub async fn purge(backend: &Backend, args: PurgeArgs) -> anyhow::Result<Report>
     let purged = directory.purge(&tenant.id, &|| false).await.map_err(|e| anyhow!("{e}"))?;
     if purged.users + purged.groups > 0 {
         // What was purged is made unreadable in the store's file too.
-        directory.table().erase_deleted().await.map_err(|e| anyhow!("{e}"))?;
+        directory.erase_deleted().await.map_err(|e| anyhow!("{e}"))?;
     }
     Ok(Report {
         text: format!("Purged {} users and {} groups from {}.", purged.users, purged.groups, tenant.id),

@@ -161,7 +161,7 @@ async fn run_tenants(
 /// from the store's medium as well (the local file; nothing on DynamoDB).
 async fn erase_if_purged(dir: &Directory, report: &JobReport) -> Result<()> {
     if report.purged_users + report.purged_groups > 0 {
-        dir.table().erase_deleted().await?;
+        dir.erase_deleted().await?;
     }
     Ok(())
 }

@@ -29,10 +29,10 @@ pub mod tenant;
 pub mod tokens;
 
 pub use directory::{
-    Directory, Due, GroupRef, Limits, Link, LinkOrigin, Member, Pulled, Purged, Reindexed, Retired, Retirement,
-    SearchPage, Stored,
+    Directory, Due, GroupRef, Limits, Link, LinkOrigin, Member, PullDocument, Pulled, Purged, Reindexed, Retired,
+    Retirement, RoundNote, SearchPage, Stored,
 };
 pub use error::{Error, Result};
-pub use model::Kind;
+pub use model::{Kind, is_possible_id};
 pub use store::Table;
 pub use tenant::{Tenant, TenantId, TenantSettings};

@@ -51,11 +51,8 @@ impl TenantStep for GraphPull {
         };
         let c = &run.counts;
         Ok(StepReport {
-            complete: run.result != "in_progress",
-            failure: match run.result.as_str() {
-                "failed" | "held" => run.error.clone(),
-                _ => None,
-            },
+            complete: run.result != state::RunResult::InProgress,
+            failure: run.result.needs_attention().then(|| run.error.clone()).flatten(),
             metrics: vec![
                 ("GraphCreated", c.created),
                 ("GraphUpdated", c.updated),
@@ -64,8 +61,8 @@ impl TenantStep for GraphPull {
                 ("GraphSkipped", c.skipped),
                 ("GraphPages", c.pages),
                 ("GraphThrottled", c.throttled),
-                ("GraphFailed", c.failed + u64::from(run.result == "failed")),
-                ("GraphHeld", u64::from(run.result == "held")),
+                ("GraphFailed", c.failed + u64::from(run.result == state::RunResult::Failed)),
+                ("GraphHeld", u64::from(run.result == state::RunResult::Held)),
             ],
         })
     }

@@ -1,11 +1,8 @@
 //! A tenant's Microsoft Graph connection and the state of its sync, as
-//! items of the table (the client secret is not here: it is in the secret
-//! store).
+//! typed documents the directory keeps for the tenant (the client secret
+//! is not here: it is in the secret store).
 
-use lockstep_core::model;
-use lockstep_core::store::{Cond, Item, Key, Write};
-use lockstep_core::{Directory, TenantId};
-use serde::de::DeserializeOwned;
+use lockstep_core::{Directory, PullDocument, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::client::is_platform_id;
@@ -166,13 +163,53 @@ pub struct Round {
     pub counts: Counts,
 }
 
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    /// The round ended: the next run starts from its delta link.
+    Ok,
+    /// Cut off by its time budget; the next run resumes where it stopped.
+    InProgress,
+    /// Deletions wait for an operator's review (everything else applied).
+    Held,
+    /// The run could not finish (refused credentials, Graph unreachable).
+    Failed,
+}
+
+impl RunResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Ok => "ok",
+            RunResult::InProgress => "in_progress",
+            RunResult::Held => "held",
+            RunResult::Failed => "failed",
+        }
+    }
+
+    /// Whether the run needs a person: a failure, or deletions held.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, RunResult::Held | RunResult::Failed)
+    }
+}
+
+impl std::fmt::Display for RunResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RunResult {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// How the last run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastRun {
     pub at: String,
-    /// `ok`, `in_progress` (cut off by its time budget; the next run
-    /// resumes), `held` (deletions held for review) or `failed`.
-    pub result: String,
+    pub result: RunResult,
     pub counts: Counts,
     /// What went wrong, in plain words.
     #[serde(default)]
@@ -192,41 +229,28 @@ pub struct SyncState {
     pub full_requested: bool,
     #[serde(default)]
     pub allow_deletions: bool,
-    /// Set while a round's deletions are held for review: scheduled runs
-    /// do nothing until an operator confirms or starts over.
+    /// Set while deletions are held for review: runs go on with everything
+    /// else, and delete nobody, until an operator confirms or starts over.
     #[serde(default)]
     pub held: Option<String>,
     #[serde(default)]
     pub last_run: Option<LastRun>,
 }
 
-async fn load<T: DeserializeOwned>(dir: &Directory, key: &Key) -> lockstep_core::Result<Option<T>> {
-    match dir.table().get(key).await? {
-        Some(item) => serde_json::from_str(&item.data).map(Some).map_err(|e| lockstep_core::Error::corrupt(key, e)),
-        None => Ok(None),
-    }
-}
-
-async fn save<T: Serialize>(dir: &Directory, key: Key, value: &T) -> lockstep_core::Result<()> {
-    let data = serde_json::to_string(value).map_err(|e| lockstep_core::Error::corrupt(&key, e))?;
-    let item = Item { pk: key.pk, sk: key.sk, version: 1, data, ..Item::default() };
-    dir.table().write(Write::Put { item, cond: Cond::Always }).await.map_err(Into::into)
-}
-
 pub async fn connection(dir: &Directory, t: &TenantId) -> lockstep_core::Result<Option<Connection>> {
-    load(dir, &model::graph_connection(t.as_str())).await
+    dir.pull_document(t, PullDocument::Connection).await
 }
 
 pub async fn save_connection(dir: &Directory, t: &TenantId, c: &Connection) -> lockstep_core::Result<()> {
-    save(dir, model::graph_connection(t.as_str()), c).await
+    dir.save_pull_document(t, PullDocument::Connection, c).await
 }
 
 pub async fn state(dir: &Directory, t: &TenantId) -> lockstep_core::Result<SyncState> {
-    Ok(load(dir, &model::graph_state(t.as_str())).await?.unwrap_or_default())
+    Ok(dir.pull_document(t, PullDocument::State).await?.unwrap_or_default())
 }
 
 pub async fn save_state(dir: &Directory, t: &TenantId, s: &SyncState) -> lockstep_core::Result<()> {
-    save(dir, model::graph_state(t.as_str()), s).await
+    dir.save_pull_document(t, PullDocument::State, s).await
 }
 
 #[cfg(test)]

@@ -5,17 +5,15 @@
 //! a full round also soft-deletes the Graph users it did not see. The
 //! deletion guard holds a round whose deletions are too many.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use futures::StreamExt;
 use lockstep_core::secrets::SecretStore;
-use lockstep_core::store::{Cond, Item, MAX_BATCH_WRITES, Pages, Query, SortKey, Write};
-use lockstep_core::{Directory, Link, Pulled, Tenant, model};
-use serde_json::json;
+use lockstep_core::{Directory, Link, Pulled, RoundNote, Tenant};
 
 use crate::client::{Credentials, DeltaPage, DeltaUser, Endpoints, GraphClient, GraphError};
 use crate::mapping::{GraphUser, map_user, merge_delta, placement_gaps};
-use crate::state::{self, Connection, Counts, LastRun, Round, SECRET_NAME, SyncState};
+use crate::state::{self, Connection, Counts, LastRun, Round, RunResult, SECRET_NAME, SyncState};
 
 /// Users of a page pulled at once.
 const CONCURRENCY: usize = 8;
@@ -121,7 +119,8 @@ async fn run_round(
     stop: &(dyn Fn() -> bool + Sync),
 ) -> lockstep_core::Result<LastRun> {
     let t = &tenant.id;
-    let failed = |counts: Counts, why: String| LastRun { at: now(), result: "failed".into(), counts, error: Some(why) };
+    let failed =
+        |counts: Counts, why: String| LastRun { at: now(), result: RunResult::Failed, counts, error: Some(why) };
     let Some(secret) = secrets.get(t, SECRET_NAME).await? else {
         return Ok(failed(Counts::default(), "no client secret is stored: connect again with the secret".into()));
     };
@@ -140,7 +139,7 @@ async fn run_round(
         if stop() {
             let counts = round.counts.clone();
             st.round = Some(round);
-            return Ok(LastRun { at: now(), result: "in_progress".into(), counts, error: None });
+            return Ok(LastRun { at: now(), result: RunResult::InProgress, counts, error: None });
         }
         let page = match client.delta_page(&round.next_link).await {
             Ok(page) => page,
@@ -215,19 +214,12 @@ async fn apply_page(
     for outcome in outcomes {
         round.counts.count(outcome);
     }
-    let note = |kind: &str, ids: Vec<String>| {
-        let key = lockstep_core::store::Key::new(
-            model::graph_round_pk(tenant.id.as_str(), &round.id),
-            format!("{kind}#{:06}", round.pages),
-        );
-        Item { pk: key.pk, sk: key.sk, version: 1, data: json!(ids).to_string(), ..Item::default() }
-    };
     let gone: Vec<String> = removed.iter().map(|u| u.id.clone()).collect();
     if !gone.is_empty() {
-        dir.table().write(Write::Put { item: note("GONE", gone), cond: Cond::Always }).await?;
+        dir.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Gone, &gone).await?;
     }
     if round.full && !ids.is_empty() {
-        dir.table().write(Write::Put { item: note("SEEN", ids), cond: Cond::Always }).await?;
+        dir.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Seen, &ids).await?;
     }
     Ok(())
 }
@@ -254,7 +246,7 @@ async fn pull_one(
     let skipped = |why: String| Outcome::Skipped { user: delta.id.clone(), why };
     // The object id becomes a key: one that cannot be an id is refused
     // before anything is written.
-    if !model::is_possible_id(&delta.id) {
+    if !lockstep_core::is_possible_id(&delta.id) {
         return skipped("an object id that is not a valid id".into());
     }
     // A delta object may carry only what changed: the rest is what was
@@ -285,36 +277,9 @@ async fn pull_one(
     }
 }
 
-/// The ids a round noted as seen, and as removed.
-async fn noted(
-    dir: &Directory,
-    tenant: &Tenant,
-    round: &str,
-) -> lockstep_core::Result<(BTreeSet<String>, BTreeSet<String>)> {
-    let (mut seen, mut gone) = (BTreeSet::new(), BTreeSet::new());
-    let query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 0);
-    let mut pages = Pages::new(dir.table().as_ref(), query);
-    while let Some(items) = pages.next().await? {
-        for item in &items {
-            let ids: Vec<String> =
-                serde_json::from_str(&item.data).map_err(|e| lockstep_core::Error::corrupt(&item.key(), e))?;
-            if item.sk.starts_with("SEEN#") { seen.extend(ids) } else { gone.extend(ids) }
-        }
-    }
-    Ok((seen, gone))
-}
-
 /// Delete what a round noted.
 async fn forget_round(dir: &Directory, tenant: &Tenant, round: &str) -> lockstep_core::Result<()> {
-    let query = Query::table(model::graph_round_pk(tenant.id.as_str(), round), SortKey::All, 0);
-    let mut pages = Pages::new(dir.table().as_ref(), query);
-    while let Some(items) = pages.next().await? {
-        for chunk in items.chunks(MAX_BATCH_WRITES) {
-            let deletes = chunk.iter().map(|i| Write::Delete { key: i.key(), cond: Cond::Always }).collect();
-            dir.table().batch_write(deletes).await?;
-        }
-    }
-    Ok(())
+    dir.forget_round(&tenant.id, round).await
 }
 
 /// The end of a round: soft-delete what the directory removed (and, after
@@ -328,7 +293,7 @@ async fn finish_round(
     mut round: Round,
     delta_link: String,
 ) -> lockstep_core::Result<LastRun> {
-    let (seen, gone) = noted(dir, tenant, &round.id).await?;
+    let (seen, gone) = dir.round_notes(&tenant.id, &round.id).await?;
     let links: HashMap<String, String> = dir.all_links(&tenant.id).await?.into_iter().collect();
     let mut deletions: Vec<(&String, &String)> = links
         .iter()
@@ -359,7 +324,7 @@ async fn finish_round(
         st.round = None;
         st.delta_link = Some(delta_link);
         st.full_requested = false;
-        return Ok(LastRun { at: now(), result: "held".into(), counts: round.counts, error: Some(why) });
+        return Ok(LastRun { at: now(), result: RunResult::Held, counts: round.counts, error: Some(why) });
     }
     // What the round noted goes only after the deletions: a run that fails
     // among them resumes at the round's last page and finds it all again.
@@ -374,5 +339,5 @@ async fn finish_round(
     st.full_requested = false;
     st.allow_deletions = false;
     st.held = None;
-    Ok(LastRun { at: now(), result: "ok".into(), counts: round.counts, error: None })
+    Ok(LastRun { at: now(), result: RunResult::Ok, counts: round.counts, error: None })
 }

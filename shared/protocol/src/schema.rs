@@ -515,10 +515,7 @@ fn directory_user_schema() -> Schema {
             .multi()
             .mutability(Mutability::ReadOnly)
             // Read-only as a whole; its parts are what the service writes.
-            .subs(vec![
-                string("unit", "The unit."),
-                string("userTypes", "The user types within that unit.").multi(),
-            ]),
+            .subs(vec![string("unit", "The unit."), string("userTypes", "The user types within that unit.").multi()]),
         ],
     }
 }

@@ -16,6 +16,7 @@
 mod claims;
 mod lifecycle;
 mod members;
+mod pull_state;
 mod pulled;
 mod search;
 mod tenants;
@@ -35,6 +36,7 @@ use crate::tenant::TenantId;
 
 pub use claims::MAX_WORK_EMAILS;
 pub use lifecycle::{Due, MAX_REMEMBERED_GROUPS, Purged, Retired, Retirement};
+pub use pull_state::{PullDocument, RoundNote};
 pub use pulled::{Link, LinkOrigin, Pulled};
 
 /// Bounds on the work one request may do.
