@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lockstep_functions::run_job().await
+    lockstep_job::run().await
 }

@@ -15,6 +15,10 @@ use tracing::Instrument;
 
 pub use crate::state::Metrics;
 
+/// The CloudWatch namespace of the service's metrics (every function's and
+/// the job's); the template's alarms and dashboard use it.
+pub const METRICS_NAMESPACE: &str = "Lockstep";
+
 use crate::context::Authenticated;
 use crate::extract::{client_request_id, request_id};
 use crate::state::App;
