@@ -233,9 +233,23 @@ pub struct GraphClient {
     token: Mutex<Option<CachedToken>>,
 }
 
+/// TLS for the identity platform and Graph: the AWS SDK's crypto provider
+/// (aws-lc-rs), the bundled web PKI roots, TLS 1.2 and 1.3.
+fn tls_config() -> Result<rustls::ClientConfig, GraphError> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GraphError::Invalid(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl GraphClient {
     pub fn new(endpoints: Endpoints, credentials: Credentials) -> Result<Self, GraphError> {
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
             .timeout(endpoints.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -424,6 +438,19 @@ fn without_url(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tls_uses_the_aws_sdk_crypto_provider_and_bundled_roots() {
+        let config = tls_config().unwrap_or_else(|e| panic!("{e}"));
+        let aws_lc = rustls::crypto::aws_lc_rs::default_provider();
+        let suites = |p: &rustls::crypto::CryptoProvider| p.cipher_suites.iter().map(|s| s.suite()).collect::<Vec<_>>();
+        assert_eq!(suites(config.crypto_provider()), suites(&aws_lc));
+        let endpoints = Endpoints::with_overrides(None, None);
+        let credentials =
+            Credentials { directory_id: "contoso.onmicrosoft.com".into(), client_id: "c".into(), secret: "s".into() };
+        assert!(GraphClient::new(endpoints, credentials).is_ok());
+    }
+
     use super::*;
 
     #[test]
