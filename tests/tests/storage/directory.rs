@@ -782,22 +782,7 @@ pub(crate) async fn reindex_brings_older_entries_in_line(t: TestTable) {
     let unique_x = model::index_entry("acme", IndexAttr::UserExternalId, "old-1", true, &u.id);
     let loose_x = model::index_entry("acme", IndexAttr::UserExternalId, "old-1", false, &u.id);
     let work = model::index_entry("acme", IndexAttr::UserWorkEmail, "old@x.io", false, &u.id);
-    let legacy_entry = Item {
-        pk: unique_x.pk.clone(),
-        sk: unique_x.sk.clone(),
-        version: 1,
-        data: json!({ "id": u.id }).to_string(),
-        ..Item::default()
-    };
-    t.table
-        .transact(vec![
-            Write::Put { item, cond: Cond::Always },
-            Write::Delete { key: loose_x.clone(), cond: Cond::Always },
-            Write::Delete { key: work, cond: Cond::Always },
-            Write::Put { item: legacy_entry, cond: Cond::Always },
-        ])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    rewrite_as_written_before(&t, item, &[loose_x.clone(), work], &unique_x, &u.id).await;
     assert!(find(&dir, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await.is_empty());
 
     let done = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
@@ -925,6 +910,22 @@ pub(crate) async fn the_directory_placement_is_owned_by_the_service(t: TestTable
     assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })));
 }
 
+/// Put `item` back as an older version wrote it: its current index entries
+/// `gone` removed, and the entry it had then (`entry`, pointing to `id`).
+async fn rewrite_as_written_before(t: &TestTable, item: Item, gone: &[Key], entry: &Key, id: &str) {
+    let old = Item {
+        pk: entry.pk.clone(),
+        sk: entry.sk.clone(),
+        version: 1,
+        data: json!({ "id": id }).to_string(),
+        ..Item::default()
+    };
+    let mut writes = vec![Write::Put { item, cond: Cond::Always }];
+    writes.extend(gone.iter().map(|key| Write::Delete { key: key.clone(), cond: Cond::Always }));
+    writes.push(Write::Put { item: old, cond: Cond::Always });
+    t.table.transact(writes).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// GIVEN a user whose index entries were written in the first key form
 /// (NFC, lower case; no manager entry) WHEN `reindex` runs THEN its entries
 /// move to the current form (look-alikes are one key, the manager is
@@ -950,22 +951,7 @@ pub(crate) async fn reindex_moves_entries_to_the_current_key_form(t: TestTable) 
     let first = model::index_entry_in("acme", IndexAttr::UserName, name, true, &u.id, 1);
     let manager = model::index_entry("acme", IndexAttr::UserManager, &boss.id, false, &u.id);
     assert_ne!(current, first, "the two forms differ for this name");
-    let first_entry = Item {
-        pk: first.pk.clone(),
-        sk: first.sk.clone(),
-        version: 1,
-        data: json!({ "id": u.id }).to_string(),
-        ..Item::default()
-    };
-    t.table
-        .transact(vec![
-            Write::Put { item, cond: Cond::Always },
-            Write::Delete { key: current.clone(), cond: Cond::Always },
-            Write::Delete { key: manager.clone(), cond: Cond::Always },
-            Write::Put { item: first_entry, cond: Cond::Always },
-        ])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    rewrite_as_written_before(&t, item, &[current.clone(), manager.clone()], &first, &u.id).await;
     assert!(find(&dir, &acme, Kind::User, &format!("userName eq \"{name}\"")).await.is_empty(), "stale before");
 
     let done = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
