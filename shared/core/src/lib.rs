@@ -30,7 +30,7 @@ pub mod tokens;
 
 pub use directory::{
     Directory, Due, GroupRef, Limits, Link, LinkOrigin, Member, PullDocument, Pulled, Purged, Reindexed, Retired,
-    Retirement, RoundNote, SearchPage, Stored,
+    Retirement, RoundNote, SearchPage, Stored, UnfinishedDeletes,
 };
 pub use error::{Error, Result};
 pub use model::{Kind, is_possible_id};

@@ -51,7 +51,7 @@ pub async fn pull(
     if request.full {
         // A full round starts over: what a round in progress noted goes.
         if let Some(old) = st.round.take() {
-            forget_round(dir, tenant, &old.id).await?;
+            dir.forget_round(&tenant.id, &old.id).await?;
         }
         st.full_requested = true;
         st.held = None;
@@ -100,7 +100,7 @@ pub async fn connect(dir: &Directory, tenant: &Tenant, connection: &Connection) 
     if outcome.remapped {
         let mut st = state::state(dir, t).await?;
         if let Some(old) = st.round.take() {
-            forget_round(dir, tenant, &old.id).await?;
+            dir.forget_round(&tenant.id, &old.id).await?;
         }
         st.delta_link = None;
         st.full_requested = true;
@@ -145,7 +145,7 @@ async fn run_round(
             Ok(page) => page,
             Err(GraphError::Resync) if !(round.full && round.pages == 0) => {
                 // The delta state expired: start over with a full round.
-                forget_round(dir, tenant, &round.id).await?;
+                dir.forget_round(&tenant.id, &round.id).await?;
                 st.delta_link = None;
                 st.full_requested = true;
                 round = new_round(&client, &select, st);
@@ -277,11 +277,6 @@ async fn pull_one(
     }
 }
 
-/// Delete what a round noted.
-async fn forget_round(dir: &Directory, tenant: &Tenant, round: &str) -> lockstep_core::Result<()> {
-    dir.forget_round(&tenant.id, round).await
-}
-
 /// The end of a round: soft-delete what the directory removed (and, after
 /// a full round, the Graph users not seen), unless that is more than the
 /// guard allows; then keep the delta link for the next round.
@@ -319,7 +314,7 @@ async fn finish_round(
             ),
         };
         tracing::warn!(tenant = %tenant.id, deletions = deletions.len(), "graph pull: deletions held for review");
-        forget_round(dir, tenant, &round.id).await?;
+        dir.forget_round(&tenant.id, &round.id).await?;
         st.held = Some(why.clone());
         st.round = None;
         st.delta_link = Some(delta_link);
@@ -333,7 +328,7 @@ async fn finish_round(
             round.counts.deleted += 1;
         }
     }
-    forget_round(dir, tenant, &round.id).await?;
+    dir.forget_round(&tenant.id, &round.id).await?;
     st.delta_link = Some(delta_link);
     st.round = None;
     st.full_requested = false;

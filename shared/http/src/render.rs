@@ -12,7 +12,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use lockstep_core::{GroupRef, Kind, Member, SearchPage, Stored};
+use lockstep_core::{GroupRef, Kind, Member, SearchPage, Stored, UnfinishedDeletes};
 use scim_protocol::{ListResponse, Projection, ScimError, Selection, render_selected};
 use serde_json::{Value, json};
 
@@ -101,6 +101,7 @@ fn wants(kind: Kind, projection: &Projection, sel: &Selection, name: &str, shown
 
 /// Load what `stored` carries beside its attributes, at most `cap` values;
 /// `None` past it.
+#[allow(clippy::too_many_arguments)]
 async fn load_related(
     app: &App,
     ctx: &RequestCtx,
@@ -109,6 +110,7 @@ async fn load_related(
     sel: &Selection,
     shown: Shown,
     cap: usize,
+    leaving: &mut UnfinishedDeletes,
 ) -> ApiResult<Option<Related>> {
     let t = &ctx.tenant.id;
     Ok(match stored.kind {
@@ -116,7 +118,7 @@ async fn load_related(
             app.directory.groups_up_to(t, &stored.id, cap).await?.map(Related::Groups)
         }
         Kind::Group if wants(stored.kind, projection, sel, "members", shown) => {
-            app.directory.members_up_to(t, &stored.id, cap).await?.map(Related::Members)
+            app.directory.members_up_to_with(t, &stored.id, cap, leaving).await?.map(Related::Members)
         }
         _ => Some(Related::Nothing),
     })
@@ -167,7 +169,9 @@ pub(crate) async fn represent(
 ) -> ApiResult<Option<String>> {
     let sel = projection.select(stored.kind.resource_type());
     let cap = usize::try_from(app.options.max_members_per_response).unwrap_or(usize::MAX);
-    let Some(related) = load_related(app, ctx, &stored, projection, &sel, Shown::Single, cap).await? else {
+    let mut leaving = UnfinishedDeletes::default();
+    let Some(related) = load_related(app, ctx, &stored, projection, &sel, Shown::Single, cap, &mut leaving).await?
+    else {
         return Ok(None);
     };
     let body = build(&ctx.base_url, stored, related, &sel).to_string();
@@ -190,9 +194,11 @@ pub(crate) async fn list(
     let cap = usize::try_from(app.options.max_members_per_response).unwrap_or(usize::MAX);
     let mut related = Vec::with_capacity(page.resources.len());
     let mut carried = 0usize;
+    // Read once for the page, not once per group.
+    let mut leaving = UnfinishedDeletes::default();
     for (i, s) in page.resources.iter().enumerate() {
         let sel = &selections[selection(s.kind)];
-        match load_related(app, ctx, s, projection, sel, Shown::Listed, cap - carried).await? {
+        match load_related(app, ctx, s, projection, sel, Shown::Listed, cap - carried, &mut leaving).await? {
             Some(r) => {
                 carried += r.len();
                 related.push(r);

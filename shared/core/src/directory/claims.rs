@@ -42,10 +42,15 @@ pub(crate) fn text<'a>(attrs: &'a Object, name: &str) -> Option<&'a str> {
     attrs.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
+/// Whether one value of `emails` is of type `work`.
+pub(super) fn is_work_email(email: &Value) -> bool {
+    email.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"))
+}
+
 /// The values of a user's emails of type `work`.
 pub(super) fn work_emails(attrs: &Object) -> impl Iterator<Item = &str> {
     attrs.get("emails").and_then(Value::as_array).into_iter().flatten().filter_map(|e| {
-        let work = e.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"));
+        let work = is_work_email(e);
         e.get("value").and_then(Value::as_str).filter(|v| work && !v.is_empty())
     })
 }

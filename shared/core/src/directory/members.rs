@@ -15,6 +15,16 @@ use crate::model::{self, Kind};
 use crate::store::{Cond, Item, Key, MAX_BATCH_GETS, PageKey, Query, SortKey, StoreError, Write};
 use crate::tenant::TenantId;
 
+/// The resources whose delete has not finished removing their memberships,
+/// read once per response when a group's members are first shown.
+#[derive(Debug, Default)]
+pub struct UnfinishedDeletes(Option<BTreeSet<(Kind, String)>>);
+
+/// A group as a user's `groups` shows it.
+fn group_ref(g: super::Stored) -> GroupRef {
+    GroupRef { display: g.resource.get("displayName").and_then(Value::as_str).map(str::to_string), id: g.id }
+}
+
 /// The query for a group's member entries.
 fn members_query(t: &TenantId, group: &str) -> Query {
     Query::table(model::members_pk(t.as_str(), group), SortKey::All, 0)
@@ -178,11 +188,25 @@ impl Directory {
     /// whose delete has not finished removing its memberships (a sweep
     /// marker stands for it) is gone already and is not shown.
     pub async fn members_up_to(&self, t: &TenantId, group: &str, cap: usize) -> Result<Option<Vec<Member>>> {
+        self.members_up_to_with(t, group, cap, &mut UnfinishedDeletes::default()).await
+    }
+
+    /// [`Self::members_up_to`] for one of many groups of a response: the
+    /// unfinished deletes are read once, for the first group with members.
+    pub async fn members_up_to_with(
+        &self,
+        t: &TenantId,
+        group: &str,
+        cap: usize,
+        leaving: &mut UnfinishedDeletes,
+    ) -> Result<Option<Vec<Member>>> {
         let Some(mut members) = self.member_entries_up_to(t, group, cap).await? else { return Ok(None) };
         if !members.is_empty() {
-            let leaving = self.unfinished_deletes(t).await?;
-            if !leaving.is_empty() {
-                members.retain(|m| !leaving.contains(&(m.kind, m.id.clone())));
+            if leaving.0.is_none() {
+                leaving.0 = Some(self.unfinished_deletes(t).await?);
+            }
+            if let Some(gone) = leaving.0.as_ref().filter(|g| !g.is_empty()) {
+                members.retain(|m| !gone.contains(&(m.kind, m.id.clone())));
             }
         }
         Ok(Some(members))
@@ -251,11 +275,7 @@ impl Directory {
                 if bytes > self.limits.read_budget_bytes {
                     return Ok(None);
                 }
-                let g = self.stored(Kind::Group, &item.sk, &item)?;
-                groups.push(GroupRef {
-                    display: g.resource.get("displayName").and_then(Value::as_str).map(str::to_string),
-                    id: g.id,
-                });
+                groups.push(group_ref(self.stored(Kind::Group, &item.sk, &item)?));
             }
         }
         groups.sort_by(|a, b| a.id.cmp(&b.id));
@@ -266,15 +286,7 @@ impl Directory {
     /// many (operator tools and tests; responses use [`Self::groups_up_to`]).
     pub async fn groups_of(&self, t: &TenantId, member: &str) -> Result<Vec<GroupRef>> {
         let ids = self.group_ids_of(t, member).await?;
-        let mut groups: Vec<GroupRef> = self
-            .get_many(t, Kind::Group, &ids)
-            .await?
-            .into_iter()
-            .map(|g| GroupRef {
-                display: g.resource.get("displayName").and_then(Value::as_str).map(str::to_string),
-                id: g.id,
-            })
-            .collect();
+        let mut groups: Vec<GroupRef> = self.get_many(t, Kind::Group, &ids).await?.into_iter().map(group_ref).collect();
         groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(groups)
     }

@@ -36,6 +36,7 @@ use crate::tenant::TenantId;
 
 pub use claims::MAX_WORK_EMAILS;
 pub use lifecycle::{Due, MAX_REMEMBERED_GROUPS, Purged, Retired, Retirement};
+pub use members::UnfinishedDeletes;
 pub use pull_state::{PullDocument, RoundNote};
 pub use pulled::{Link, LinkOrigin, Pulled};
 

@@ -89,34 +89,11 @@ fn with_owned(current: &Object, pulled: &Object, origin: LinkOrigin) -> Object {
             set(&mut next, name);
         }
     }
-    let ext = scim_protocol::urn::DIRECTORY_USER;
-    let mut placement = next.get(ext).and_then(Value::as_object).cloned().unwrap_or_default();
-    for part in OWNED_PLACEMENT {
-        match pulled.get(ext).and_then(|p| p.get(part)) {
-            Some(v) => placement.insert(part.to_string(), v.clone()),
-            None => placement.remove(part),
-        };
-    }
-    if placement.is_empty() {
-        next.remove(ext)
-    } else {
-        next.insert(ext.into(), Value::Object(placement))
-    };
+    replace_parts(&mut next, scim_protocol::urn::DIRECTORY_USER, &OWNED_PLACEMENT, pulled);
     // First and last name; other parts of the name are the user's own.
-    let mut name = next.get("name").and_then(Value::as_object).cloned().unwrap_or_default();
-    for part in ["givenName", "familyName"] {
-        match pulled.get("name").and_then(|n| n.get(part)) {
-            Some(v) => name.insert(part.to_string(), v.clone()),
-            None => name.remove(part),
-        };
-    }
-    if name.is_empty() {
-        next.remove("name")
-    } else {
-        next.insert("name".into(), Value::Object(name))
-    };
+    replace_parts(&mut next, "name", &["givenName", "familyName"], pulled);
     // The work email; other emails are the user's own.
-    let is_work = |e: &Value| e.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"));
+    let is_work = super::claims::is_work_email;
     let mut emails: Vec<Value> =
         next.get("emails").and_then(Value::as_array).into_iter().flatten().filter(|e| !is_work(e)).cloned().collect();
     emails.extend(pulled.get("emails").and_then(Value::as_array).into_iter().flatten().filter(|e| is_work(e)).cloned());
@@ -134,6 +111,24 @@ fn with_owned(current: &Object, pulled: &Object, origin: LinkOrigin) -> Object {
         next.insert("emails".into(), Value::Array(emails));
     }
     next
+}
+
+/// Replace `parts` of the object attribute `name` of `next` with those of
+/// `from` (removing those `from` lacks), keeping its other parts; an
+/// object left empty goes.
+fn replace_parts(next: &mut Object, name: &str, parts: &[&str], from: &Object) {
+    let mut object = next.get(name).and_then(Value::as_object).cloned().unwrap_or_default();
+    for part in parts {
+        match from.get(name).and_then(|o| o.get(*part)) {
+            Some(v) => object.insert((*part).to_string(), v.clone()),
+            None => object.remove(*part),
+        };
+    }
+    if object.is_empty() {
+        next.remove(name);
+    } else {
+        next.insert(name.to_string(), Value::Object(object));
+    }
 }
 
 fn link_item(t: &TenantId, graph_id: &str, link: &Link) -> Result<Item> {
@@ -217,7 +212,7 @@ impl Directory {
                 }
             }
         }
-        if let Some(email) = work_email(attrs) {
+        if let Some(email) = super::claims::work_emails(attrs).next() {
             let candidates = self.users_with_work_email(t, email).await?;
             let free = self.without_link(t, candidates).await?;
             if let [only] = free.as_slice() {
@@ -293,19 +288,9 @@ impl Directory {
         let ext = scim_protocol::urn::DIRECTORY_USER;
         let body = serde_json::json!({ "userName": "x", ext: { "otherUnits": other_units } });
         let parsed = scim_protocol::parse_service_resource(scim_protocol::schema::user(), &body)?;
-        let units = parsed.get(ext).and_then(|p| p.get("otherUnits")).cloned();
         let change = |current: &Object| {
             let mut next = current.clone();
-            let mut placement = next.get(ext).and_then(Value::as_object).cloned().unwrap_or_default();
-            match &units {
-                Some(u) => placement.insert("otherUnits".into(), u.clone()),
-                None => placement.remove("otherUnits"),
-            };
-            if placement.is_empty() {
-                next.remove(ext)
-            } else {
-                next.insert(ext.into(), Value::Object(placement))
-            };
+            replace_parts(&mut next, ext, &["otherUnits"], &parsed);
             Ok((next, Default::default()))
         };
         self.update(tenant, Kind::User, user_id, None, change).await
@@ -327,11 +312,4 @@ impl Directory {
         self.table.write(Write::Put { item: link_item(&tenant.id, graph_id, &link)?, cond: Cond::Always }).await?;
         Ok(retired)
     }
-}
-
-fn work_email(attrs: &Object) -> Option<&str> {
-    attrs.get("emails")?.as_array()?.iter().find_map(|e| {
-        let work = e.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"));
-        e.get("value").and_then(Value::as_str).filter(|_| work)
-    })
 }
