@@ -14,7 +14,7 @@ use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::{Key, Table};
 use lockstep_core::tokens::{self, TokenStore};
-use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
+use lockstep_core::{Limits, Roster, TenantId, TenantSettings};
 use lockstep_tests::lambda::{LambdaProcess, http_api_event};
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
@@ -37,14 +37,14 @@ async fn main() {
     let var = |name: &str| stack.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let store = SecretsManagerTokens::new(lockstep_tests::secrets_client(), var("TOKEN_SECRET_PREFIX"));
     let table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
-    let directory = Directory::new(
+    let roster = Roster::new(
         Arc::new(table),
         Arc::new(SystemClock),
         CursorKey::new(vec![1u8; 32]).expect("key"),
         Limits::default(),
     );
     let tenant = TenantId::parse("acme").expect("tenant id");
-    directory.create_tenant(&tenant, "Acme", TenantSettings::default()).await.expect("tenant");
+    roster.create_tenant(&tenant, "Acme", TenantSettings::default()).await.expect("tenant");
     let (token, record) = tokens::issue(None, None, vec![], time::OffsetDateTime::now_utc()).expect("token");
     tokens::add(&store, &tenant, &record).await.expect("save token");
     let auth = format!("Bearer {token}");

@@ -16,7 +16,7 @@ use lockstep_aws::{DynamoTable, SecretsManagerTokens};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::tokens::{self, TokenStore};
-use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
+use lockstep_core::{Limits, Roster, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 use lockstep_http::{App, Routes, router};
 use lockstep_tests::lambda::{LambdaProcess, http_api_event};
@@ -28,10 +28,10 @@ fn tenant(id: &str) -> TenantId {
 }
 
 /// Create a tenant and one token for it (optionally limited to `allow`).
-async fn tenant_with_token(directory: &Directory, store: &dyn TokenStore, id: &str, allow: &[&str]) -> String {
+async fn tenant_with_token(roster: &Roster, store: &dyn TokenStore, id: &str, allow: &[&str]) -> String {
     let t = tenant(id);
-    if directory.tenant(&t).await.unwrap_or_else(|e| panic!("{e}")).is_none() {
-        directory.create_tenant(&t, id, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    if roster.tenant(&t).await.unwrap_or_else(|e| panic!("{e}")).is_none() {
+        roster.create_tenant(&t, id, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
     }
     let allow = allow.iter().map(|s| s.to_string()).collect();
     let (text, record) = tokens::issue(Some("test".into()), None, allow, time::OffsetDateTime::now_utc())
@@ -54,10 +54,10 @@ async fn in_process(routes: Routes) -> InProcess {
     let table = EmbeddedTable::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
     let store = FileTokens::new(dir.path().join("tokens"));
     let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
-    let token = tenant_with_token(&directory, &store, "acme", &[]).await;
-    let restricted_token = tenant_with_token(&directory, &store, "acme", &["192.0.2.0/24"]).await;
-    let app = App::new(directory, Arc::new(store), Arc::new(SystemClock), None);
+    let roster = Roster::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
+    let token = tenant_with_token(&roster, &store, "acme", &[]).await;
+    let restricted_token = tenant_with_token(&roster, &store, "acme", &["192.0.2.0/24"]).await;
+    let app = App::new(roster, Arc::new(store), Arc::new(SystemClock), None);
     InProcess { router: router(Arc::new(app), routes), token, restricted_token, _dir: dir }
 }
 
@@ -173,9 +173,9 @@ async fn deployed() -> Deployed {
     let store = SecretsManagerTokens::new(lockstep_tests::secrets_client(), var("TOKEN_SECRET_PREFIX"));
     let key = CursorKey::new(vec![1u8; 32]).unwrap_or_else(|e| panic!("{e}"));
     let table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
-    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
-    let token = tenant_with_token(&directory, &store, "acme", &[]).await;
-    let other_tenant_token = tenant_with_token(&directory, &store, "zinc", &[]).await;
+    let roster = Roster::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
+    let token = tenant_with_token(&roster, &store, "acme", &[]).await;
+    let other_tenant_token = tenant_with_token(&roster, &store, "zinc", &[]).await;
     Deployed { env, token, other_tenant_token }
 }
 
@@ -277,24 +277,24 @@ async fn the_job_function_purges_and_pulls_on_schedule() {
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let table = DynamoTable::new(lockstep_tests::dynamodb_client(), var("TABLE_NAME"));
     let key = CursorKey::new(vec![1u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    let directory = Directory::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
+    let roster = Roster::new(Arc::new(table), Arc::new(SystemClock), key, Limits::default());
     let settings = TenantSettings { retention_days: 0, ..TenantSettings::default() };
-    let acme = directory.create_tenant(&tenant("acme"), "Acme", settings).await.unwrap_or_else(|e| panic!("{e}"));
+    let acme = roster.create_tenant(&tenant("acme"), "Acme", settings).await.unwrap_or_else(|e| panic!("{e}"));
     for i in 0..3 {
         let attrs = scim_protocol::parse_resource(
             scim_protocol::schema::user(),
             &json!({ "userName": format!("gone{i}@acme.example") }),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let user = directory.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
-        directory.delete(&acme, Kind::User, &user.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+        let user = roster.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        roster.delete(&acme, Kind::User, &user.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     let secret = "fn~client-secret-value";
     let fake = FakeGraph::start("dir", "client", secret).await;
     fake.put_user(graph_user("g1", "Kari", "Nordmann", "kari@zinc.example", "Oslo", "Nurse"));
     fake.put_user(graph_user("g2", "Ola", "Hansen", "ola@zinc.example", "Oslo", "Manager"));
-    let zinc = directory.create_tenant(&tenant("zinc"), "Zinc", TenantSettings::default()).await;
+    let zinc = roster.create_tenant(&tenant("zinc"), "Zinc", TenantSettings::default()).await;
     let zinc = zinc.unwrap_or_else(|e| panic!("{e}"));
     let prefix = format!("lockstep/{}/graph/", uuid::Uuid::new_v4().simple());
     let secrets = lockstep_aws::SecretsManagerSecrets::new(lockstep_tests::secrets_client(), &prefix);
@@ -315,7 +315,7 @@ async fn the_job_function_purges_and_pulls_on_schedule() {
         mapping,
         max_delete_percent: 20,
     };
-    state::save_connection(&directory, &zinc.id, &connection).await.unwrap_or_else(|e| panic!("{e}"));
+    state::save_connection(&roster, &zinc.id, &connection).await.unwrap_or_else(|e| panic!("{e}"));
     env.extend([
         ("GRAPH_SECRET_PREFIX".to_string(), prefix),
         ("GRAPH_LOGIN_URL".to_string(), fake.url.clone()),
@@ -331,9 +331,9 @@ async fn the_job_function_purges_and_pulls_on_schedule() {
     };
     assert_eq!((report["purged_users"].clone(), report["complete"].clone()), (json!(3), json!(true)), "{report}");
     assert_eq!(report["failures"], json!([]), "{report}");
-    let left = directory.retired(&acme.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
+    let left = roster.retired(&acme.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(left.is_empty(), "{left:?}");
-    assert_eq!(directory.count(&zinc.id, Kind::User).await.ok(), Some(2), "the Graph users were pulled");
+    assert_eq!(roster.count(&zinc.id, Kind::User).await.ok(), Some(2), "the Graph users were pulled");
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let lines: Vec<Value> = job

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::Table;
-use lockstep_core::{Directory, Kind, Limits, Tenant, TenantId, TenantSettings};
+use lockstep_core::{Kind, Limits, Roster, Tenant, TenantId, TenantSettings};
 use lockstep_embedded::EmbeddedTable;
 use scim_protocol::filter::Filter;
 use scim_protocol::schema::user;
@@ -69,18 +69,18 @@ async fn main() {
     let dir_guard = tempfile::tempdir().expect("temporary directory");
     let path = dir_guard.path().join("bench.redb");
     let table = EmbeddedTable::open(&path).expect("open store");
-    let dir = Directory::new(
+    let roster = Roster::new(
         Arc::new(table.clone()) as Arc<dyn Table>,
         Arc::new(SystemClock),
         CursorKey::new(vec![1u8; 32]).expect("key"),
         Limits::default(),
     );
     let id = TenantId::parse("bench").expect("tenant id");
-    let tenant: Tenant = dir.create_tenant(&id, "Bench", TenantSettings::default()).await.expect("tenant");
+    let tenant: Tenant = roster.create_tenant(&id, "Bench", TenantSettings::default()).await.expect("tenant");
 
     // Load through the real create and PATCH paths, without waiting for the disk.
     table.bulk_load();
-    let loaded = lockstep_cli::seed::load(&dir, &tenant, users, members).await.expect("load");
+    let loaded = lockstep_cli::seed::load(&roster, &tenant, users, members).await.expect("load");
     let (ids, big_id) = (loaded.user_ids, loaded.group_id.expect("group"));
     let (load_users, load_group) = (loaded.users_took, loaded.group_took);
     table.finish_bulk_load().await.expect("flush");
@@ -91,20 +91,21 @@ async fn main() {
     let mut rows = Vec::new();
     rows.push(
         measure("get user by id", n, |i| {
-            let (dir, id, uid) = (&dir, &tenant.id, pick(i));
+            let (roster, id, uid) = (&roster, &tenant.id, pick(i));
             async move {
-                dir.get(id, Kind::User, &uid).await.expect("get");
+                roster.get(id, Kind::User, &uid).await.expect("get");
             }
         })
         .await,
     );
     rows.push(
         measure("filter userName eq (index lookup)", n, |i| {
-            let (dir, id) = (&dir, &tenant.id);
+            let (roster, id) = (&roster, &tenant.id);
             let f =
                 Filter::parse(&format!(r#"userName eq "USER{:06}@example.com""#, (i * 7919) % users)).expect("filter");
             async move {
-                let page = dir.search(id, Kind::User, Some(&f), &Paging::Index { start_index: 1, count: None }).await;
+                let page =
+                    roster.search(id, Kind::User, Some(&f), &Paging::Index { start_index: 1, count: None }).await;
                 assert_eq!(page.expect("search").resources.len(), 1);
             }
         })
@@ -112,10 +113,10 @@ async fn main() {
     );
     rows.push(
         measure("list 100 users, sequential pages", 200, |i| {
-            let (dir, id) = (&dir, &tenant.id);
+            let (roster, id) = (&roster, &tenant.id);
             async move {
                 let paging = Paging::Index { start_index: 1 + 100 * (i % (users / 100)) as u64, count: Some(100) };
-                let page = dir.search(id, Kind::User, None, &paging).await.expect("list");
+                let page = roster.search(id, Kind::User, None, &paging).await.expect("list");
                 assert_eq!(page.resources.len(), 100);
             }
         })
@@ -123,30 +124,30 @@ async fn main() {
     );
     rows.push(
         measure("create user (durable)", 500, |i| {
-            let (dir, tenant) = (&dir, &tenant);
+            let (roster, tenant) = (&roster, &tenant);
             async move {
                 let attrs =
                     parse_resource(user(), &json!({ "userName": format!("new{i}@example.com") })).expect("user");
-                dir.create(tenant, Kind::User, attrs, &[]).await.expect("create");
+                roster.create(tenant, Kind::User, attrs, &[]).await.expect("create");
             }
         })
         .await,
     );
     rows.push(
         measure("PATCH user, Entra disable (durable)", 500, |i| {
-            let (dir, tenant, uid) = (&dir, &tenant, pick(i));
+            let (roster, tenant, uid) = (&roster, &tenant, pick(i));
             async move {
                 let body = json!({ "Operations": [{ "op": "Replace", "path": "active", "value": if i % 2 == 0 { "False" } else { "True" } }] });
                 let req = PatchRequest::parse(&body).expect("patch");
-                dir.patch(tenant, Kind::User, &uid, &req, None).await.expect("patch");
+                roster.patch(tenant, Kind::User, &uid, &req, None).await.expect("patch");
             }
         })
         .await,
     );
     rows.push(
         measure(&format!("add + remove 1 member, group of {members} (durable)"), 500, |i| {
-            let (dir, tenant, gid, uid) =
-                (&dir, &tenant, big_id.clone(), ids[members + (i % (users - members).max(1))].clone());
+            let (roster, tenant, gid, uid) =
+                (&roster, &tenant, big_id.clone(), ids[members + (i % (users - members).max(1))].clone());
             async move {
                 for op in ["add", "remove"] {
                     let body = if op == "add" {
@@ -155,7 +156,7 @@ async fn main() {
                         json!({ "Operations": [{ "op": "remove", "path": format!("members[value eq \"{uid}\"]") }] })
                     };
                     let req = PatchRequest::parse(&body).expect("patch");
-                    dir.patch(tenant, Kind::Group, &gid, &req, None).await.expect("member change");
+                    roster.patch(tenant, Kind::Group, &gid, &req, None).await.expect("member change");
                 }
             }
         })
@@ -163,21 +164,21 @@ async fn main() {
     );
     rows.push(
         measure("groups of a user (reverse index)", n, |i| {
-            let (dir, id, uid) = (&dir, &tenant.id, ids[i % members].clone());
+            let (roster, id, uid) = (&roster, &tenant.id, ids[i % members].clone());
             async move {
-                assert_eq!(dir.groups_of(id, &uid).await.expect("groups").len(), 1);
+                assert_eq!(roster.groups_of(id, &uid).await.expect("groups").len(), 1);
             }
         })
         .await,
     );
     rows.push(
         measure(&format!("read all {members} members of the group"), 20, |_| {
-            let (dir, id, gid) = (&dir, &tenant.id, big_id.clone());
+            let (roster, id, gid) = (&roster, &tenant.id, big_id.clone());
             async move {
                 let mut after = None;
                 let mut n = 0;
                 loop {
-                    let (page, next) = dir.members(id, &gid, after, 1000).await.expect("members");
+                    let (page, next) = roster.members(id, &gid, after, 1000).await.expect("members");
                     n += page.len();
                     match next {
                         Some(k) => after = Some(k),

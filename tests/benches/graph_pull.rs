@@ -16,7 +16,7 @@ use lockstep_core::counting::{Calls, CountingTable};
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::secrets::SecretStore;
 use lockstep_core::store::Table;
-use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
+use lockstep_core::{Limits, Roster, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileSecrets};
 use lockstep_graph::client::Endpoints;
 use lockstep_graph::mapping::{Mapping, SourceField, UserNameSource};
@@ -94,9 +94,9 @@ async fn main() {
     let table = EmbeddedTable::open_with_cache(&guard.path().join("bench.redb"), Some(16 << 20)).expect("open store");
     let counting = Arc::new(CountingTable::new(Arc::new(table.clone())));
     let key = CursorKey::new(vec![1u8; 32]).expect("key");
-    let dir = Directory::new(counting.clone() as Arc<dyn Table>, Arc::new(SystemClock), key, Limits::default());
+    let roster = Roster::new(counting.clone() as Arc<dyn Table>, Arc::new(SystemClock), key, Limits::default());
     let id = TenantId::parse("bench").expect("id");
-    let tenant = dir.create_tenant(&id, "Bench", TenantSettings::default()).await.expect("tenant");
+    let tenant = roster.create_tenant(&id, "Bench", TenantSettings::default()).await.expect("tenant");
     let secrets = FileSecrets::new(guard.path().join("secrets"));
     secrets.put(&tenant.id, SECRET_NAME, "secret").await.expect("secret");
     let mapping = Mapping {
@@ -115,7 +115,7 @@ async fn main() {
         mapping,
         max_delete_percent: 20,
     };
-    state::save_connection(&dir, &tenant.id, &connection).await.expect("connect");
+    state::save_connection(&roster, &tenant.id, &connection).await.expect("connect");
 
     let before_fake = rss_kib();
     let fake = FakeGraph::start("dir", "client", "secret").await;
@@ -135,7 +135,7 @@ async fn main() {
 
     let base = reset_peak();
     let started = Instant::now();
-    let first = sync::pull(&dir, &secrets, &endpoints, &tenant, Request::default(), &|| false)
+    let first = sync::pull(&roster, &secrets, &endpoints, &tenant, Request::default(), &|| false)
         .await
         .expect("pull")
         .expect("enabled");
@@ -162,7 +162,7 @@ async fn main() {
     }
     let base = reset_peak();
     let started = Instant::now();
-    let delta = sync::pull(&dir, &secrets, &endpoints, &tenant, Request::default(), &|| false)
+    let delta = sync::pull(&roster, &secrets, &endpoints, &tenant, Request::default(), &|| false)
         .await
         .expect("pull")
         .expect("enabled");

@@ -13,7 +13,7 @@ use lockstep_core::clock::ManualClock;
 use lockstep_core::counting::{Calls, CountingTable};
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::Table;
-use lockstep_core::{Directory, Kind, Limits, TenantId, TenantSettings, job};
+use lockstep_core::{Kind, Limits, Roster, TenantId, TenantSettings, job};
 use lockstep_embedded::EmbeddedTable;
 use scim_protocol::schema::{group, user};
 use scim_protocol::{PatchRequest, parse_resource};
@@ -48,27 +48,27 @@ async fn main() {
     let counting = Arc::new(CountingTable::new(Arc::new(table.clone())));
     let clock = Arc::new(ManualClock::at(1_767_225_600));
     let key = CursorKey::new(vec![1u8; 32]).expect("key");
-    let dir = Directory::new(counting.clone() as Arc<dyn Table>, clock.clone(), key, Limits::default());
+    let roster = Roster::new(counting.clone() as Arc<dyn Table>, clock.clone(), key, Limits::default());
     let id = TenantId::parse("bench").expect("tenant id");
     let settings = TenantSettings { retention_days: 90, ..TenantSettings::default() };
-    let tenant = dir.create_tenant(&id, "Bench", settings).await.expect("tenant");
+    let tenant = roster.create_tenant(&id, "Bench", settings).await.expect("tenant");
 
     // Load: users, and groups of every user, written in bulk (one commit).
     table.bulk_load();
     let mut ids = Vec::with_capacity(users);
     for i in 0..users {
         let attrs = parse_resource(user(), &json!({ "userName": format!("user{i}@bench.example") })).expect("user");
-        ids.push(dir.create(&tenant, Kind::User, attrs, &[]).await.expect("create user").id);
+        ids.push(roster.create(&tenant, Kind::User, attrs, &[]).await.expect("create user").id);
     }
     for g in 0..groups {
         let attrs = parse_resource(group(), &json!({ "displayName": format!("Group {g}") })).expect("group");
-        let group_id = dir.create(&tenant, Kind::Group, attrs, &[]).await.expect("create group").id;
+        let group_id = roster.create(&tenant, Kind::Group, attrs, &[]).await.expect("create group").id;
         for chunk in ids.chunks(1000) {
             let values: Vec<_> = chunk.iter().map(|id| json!({ "value": id })).collect();
             let add =
                 PatchRequest::parse(&json!({ "Operations": [{ "op": "add", "path": "members", "value": values }] }))
                     .expect("patch");
-            dir.patch(&tenant, Kind::Group, &group_id, &add, None).await.expect("add members");
+            roster.patch(&tenant, Kind::Group, &group_id, &add, None).await.expect("add members");
         }
     }
     table.finish_bulk_load().await.expect("commit the load");
@@ -77,7 +77,7 @@ async fn main() {
     // Delete every user, as the identity provider would (durable commits).
     let started = Instant::now();
     for id in &ids {
-        dir.delete(&tenant, Kind::User, id, None).await.expect("delete");
+        roster.delete(&tenant, Kind::User, id, None).await.expect("delete");
     }
     let delete_took = started.elapsed();
     let delete_calls = counting.take();
@@ -85,11 +85,11 @@ async fn main() {
     // Past retention, one job run purges them.
     clock.advance(91 * 86_400);
     let started = Instant::now();
-    let report = job::run(&dir, &[], &|| false).await.expect("job run");
+    let report = job::run(&roster, &[], &|| false).await.expect("job run");
     let purge_took = started.elapsed();
     let purge_calls = counting.take();
     assert_eq!(report.purged_users as usize, users, "{report:?}");
-    assert!(dir.retired(&id, Kind::User).await.expect("list").is_empty());
+    assert!(roster.retired(&id, Kind::User).await.expect("list").is_empty());
 
     let rate = |took: std::time::Duration| users as f64 / took.as_secs_f64();
     println!("{users} users in {groups} groups each, embedded store, durable commits, 2 worker threads\n");

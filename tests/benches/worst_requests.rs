@@ -25,7 +25,7 @@ use http_body_util::BodyExt;
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::tokens;
-use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
+use lockstep_core::{Limits, Roster, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 use lockstep_http::{App, Routes, router};
 use serde_json::{Value, json};
@@ -76,17 +76,17 @@ async fn setup(path: &std::path::Path) -> (Client, String, String, String) {
     let key = CursorKey::new(vec![9u8; 32]).expect("key");
     let table = EmbeddedTable::open(&path.join("store.redb")).expect("store");
     table.bulk_load();
-    let directory = Directory::new(Arc::new(table.clone()), Arc::new(SystemClock), key, Limits::default());
+    let roster = Roster::new(Arc::new(table.clone()), Arc::new(SystemClock), key, Limits::default());
     let now = time::OffsetDateTime::now_utc();
     let mut texts = Vec::new();
     for tenant in ["acme", "zinc"] {
         let id = TenantId::parse(tenant).expect("tenant");
-        directory.create_tenant(&id, tenant, TenantSettings::default()).await.expect("tenant");
+        roster.create_tenant(&id, tenant, TenantSettings::default()).await.expect("tenant");
         let (text, record) = tokens::issue(None, None, Vec::new(), now).expect("token");
         tokens::add(&store, &id, &record).await.expect("token");
         texts.push(text);
     }
-    let app = Arc::new(App::new(directory, Arc::new(store), Arc::new(SystemClock), None));
+    let app = Arc::new(App::new(roster, Arc::new(store), Arc::new(SystemClock), None));
     let client = Client { router: router(app, Routes::All) };
     let (acme, zinc) = (texts[0].clone(), texts[1].clone());
     let started = Instant::now();
@@ -250,8 +250,8 @@ fn zinc_latency(addr: std::net::SocketAddr, zinc: &str, user: &str, for_time: Du
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (client, acme, zinc, zinc_user) = setup(dir.path()).await;
+        let roster = tempfile::tempdir().expect("tempdir");
+        let (client, acme, zinc, zinc_user) = setup(roster.path()).await;
         let (_, _, first) = client.send("GET", "/acme/scim/v2/Users?count=1", &acme, None).await;
         let a_user = first["Resources"][0]["id"].as_str().unwrap_or_default().to_string();
 

@@ -53,7 +53,7 @@ pub async fn tenant(backend: &Backend, command: TenantCommand) -> anyhow::Result
             let tid = parse_tenant(&id)?;
             let settings = apply_settings(&TenantSettings::default(), &settings)?;
             let tenant = backend
-                .directory
+                .roster
                 .create_tenant(&tid, name.as_deref().unwrap_or(&id), settings)
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
@@ -66,7 +66,7 @@ pub async fn tenant(backend: &Backend, command: TenantCommand) -> anyhow::Result
             })
         }
         TenantCommand::List => {
-            let ids = backend.directory.tenants().await.map_err(|e| anyhow!("{e}"))?;
+            let ids = backend.roster.tenants().await.map_err(|e| anyhow!("{e}"))?;
             let text = if ids.is_empty() {
                 format!("No tenants in {}.", backend.location)
             } else {
@@ -78,7 +78,7 @@ pub async fn tenant(backend: &Backend, command: TenantCommand) -> anyhow::Result
             let tenant = backend.existing_tenant(&id).await?;
             let tokens = backend.tokens.load(&tenant.id).await.map_err(|e| anyhow!("{e}"))?;
             let graph =
-                lockstep_graph::state::connection(&backend.directory, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
+                lockstep_graph::state::connection(&backend.roster, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
             let graph_line = match &graph {
                 Some(c) => format!(
                     "\"{}\", {} (`lockstep graph status {}`)",
@@ -119,7 +119,7 @@ pub async fn settings(backend: &Backend, command: SettingsCommand) -> anyhow::Re
             let current = backend.existing_tenant(&tenant).await?;
             let settings = apply_settings(&current.settings, &changes)?;
             let updated =
-                backend.directory.update_tenant_settings(&current.id, settings).await.map_err(|e| anyhow!("{e}"))?;
+                backend.roster.update_tenant_settings(&current.id, settings).await.map_err(|e| anyhow!("{e}"))?;
             Ok(Report {
                 text: format!(
                     "Updated the settings of {}:\n{}\nRunning functions apply them within their cache time (60 s).",
@@ -134,7 +134,7 @@ pub async fn settings(backend: &Backend, command: SettingsCommand) -> anyhow::Re
 
 pub async fn reindex(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
     let tenant = backend.existing_tenant(tenant).await?;
-    let done = backend.directory.reindex(&tenant).await.map_err(|e| anyhow!("{e}"))?;
+    let done = backend.roster.reindex(&tenant).await.map_err(|e| anyhow!("{e}"))?;
     let mut text = format!(
         "Reindexed {}: {} resources checked, {} rewritten, {} refused.",
         tenant.id,

@@ -10,7 +10,7 @@ use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::secrets::SecretStore;
 use lockstep_core::tokens::TokenStore;
-use lockstep_core::{Directory, Limits, Tenant, TenantId, TenantSettings};
+use lockstep_core::{Limits, Roster, Tenant, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileSecrets, FileTokens};
 use lockstep_graph::Endpoints;
 
@@ -18,7 +18,7 @@ use crate::BackendKind;
 
 pub struct Backend {
     pub kind: BackendKind,
-    pub directory: Directory,
+    pub roster: Roster,
     pub tokens: Arc<dyn TokenStore>,
     /// The embedded table, when local (the runner serves it; seeding bulk-loads it).
     pub embedded: Option<EmbeddedTable>,
@@ -105,11 +105,10 @@ impl Backend {
             }
         })?;
         let cursor_key = local_cursor_key(&data_dir.join("cursor.key"))?;
-        let directory =
-            Directory::new(Arc::new(table.clone()), Arc::new(SystemClock), cursor_key.clone(), Limits::default());
+        let roster = Roster::new(Arc::new(table.clone()), Arc::new(SystemClock), cursor_key.clone(), Limits::default());
         Ok(Self {
             kind: BackendKind::Local,
-            directory,
+            roster,
             tokens: Arc::new(FileTokens::new(data_dir.join("tokens"))),
             embedded: Some(table),
             cursor_key,
@@ -126,10 +125,10 @@ impl Backend {
         // The CLI never pages through lists, so it signs no cursor a
         // function must read back: a throwaway key will do.
         let cursor_key = CursorKey::new(random_key()?).map_err(|e| anyhow!("{e}"))?;
-        let directory = Directory::new(clients.table, Arc::new(SystemClock), cursor_key.clone(), Limits::default());
+        let roster = Roster::new(clients.table, Arc::new(SystemClock), cursor_key.clone(), Limits::default());
         Ok(Self {
             kind: BackendKind::Aws,
-            directory,
+            roster,
             tokens: clients.tokens,
             embedded: None,
             cursor_key,
@@ -154,7 +153,7 @@ impl Backend {
 
     pub async fn existing_tenant(&self, id: &str) -> anyhow::Result<Tenant> {
         let tid = parse_tenant(id)?;
-        self.directory
+        self.roster
             .tenant(&tid)
             .await
             .map_err(|e| anyhow!("{e}"))?
@@ -166,10 +165,10 @@ impl Backend {
     /// The tenant, created with default settings if it does not exist yet;
     /// says whether it was created.
     pub async fn tenant_or_create(&self, id: &TenantId) -> anyhow::Result<(Tenant, bool)> {
-        if let Some(t) = self.directory.tenant(id).await.map_err(|e| anyhow!("{e}"))? {
+        if let Some(t) = self.roster.tenant(id).await.map_err(|e| anyhow!("{e}"))? {
             return Ok((t, false));
         }
-        let created = self.directory.create_tenant(id, id.as_str(), TenantSettings::default()).await;
+        let created = self.roster.create_tenant(id, id.as_str(), TenantSettings::default()).await;
         Ok((created.map_err(|e| anyhow!("{e}"))?, true))
     }
 }

@@ -91,7 +91,7 @@ async fn connect(backend: &Backend, args: ConnectArgs) -> anyhow::Result<Report>
     connection.check().map_err(|e| anyhow!("{e}"))?;
     let secret = read_secret()?;
     backend.secrets.put(&tenant.id, SECRET_NAME, &secret).await.map_err(|e| anyhow!("storing the secret: {e}"))?;
-    let done = sync::connect(&backend.directory, &tenant, &connection).await.map_err(|e| anyhow!("{e}"))?;
+    let done = sync::connect(&backend.roster, &tenant, &connection).await.map_err(|e| anyhow!("{e}"))?;
     let mut text = connection_text(&connection);
     if done.unique_work_emails {
         text.push_str("\nWork emails are now unique in this tenant (the pull matches users by them).");
@@ -116,7 +116,7 @@ async fn connect(backend: &Backend, args: ConnectArgs) -> anyhow::Result<Report>
 
 async fn existing(backend: &Backend, tenant: &str) -> anyhow::Result<(lockstep_core::Tenant, Connection)> {
     let tenant = backend.existing_tenant(tenant).await?;
-    let connection = state::connection(&backend.directory, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
+    let connection = state::connection(&backend.roster, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
     let connection = connection.ok_or_else(|| {
         anyhow!("tenant {} has no Microsoft Graph connection; make one with `lockstep graph connect`", tenant.id)
     })?;
@@ -126,7 +126,7 @@ async fn existing(backend: &Backend, tenant: &str) -> anyhow::Result<(lockstep_c
 async fn set_enabled(backend: &Backend, tenant: &str, enabled: bool) -> anyhow::Result<Report> {
     let (tenant, mut connection) = existing(backend, tenant).await?;
     connection.enabled = enabled;
-    state::save_connection(&backend.directory, &tenant.id, &connection).await.map_err(|e| anyhow!("{e}"))?;
+    state::save_connection(&backend.roster, &tenant.id, &connection).await.map_err(|e| anyhow!("{e}"))?;
     let what = if enabled { "enabled: the scheduled job pulls it" } else { "disabled: nothing is pulled" };
     Ok(Report {
         text: format!("The Microsoft Graph connection of {} is {what}.", tenant.id),
@@ -139,7 +139,7 @@ async fn run_sync(backend: &Backend, tenant: &str, request: Request) -> anyhow::
     if !connection.enabled {
         bail!("the connection of {} is disabled; `lockstep graph enable {}` first", tenant.id, tenant.id);
     }
-    let run = sync::pull(&backend.directory, backend.secrets.as_ref(), &backend.graph, &tenant, request, &|| false)
+    let run = sync::pull(&backend.roster, backend.secrets.as_ref(), &backend.graph, &tenant, request, &|| false)
         .await
         .map_err(|e| anyhow!("{e}"))?
         .ok_or_else(|| anyhow!("nothing to pull"))?;
@@ -195,7 +195,7 @@ fn skipped_lines(c: &state::Counts) -> String {
 
 async fn status(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
     let (tenant, connection) = existing(backend, tenant).await?;
-    let st = state::state(&backend.directory, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
+    let st = state::state(&backend.roster, &tenant.id).await.map_err(|e| anyhow!("{e}"))?;
     let mut lines = vec![connection_text(&connection)];
     let today = OffsetDateTime::now_utc().date();
     let days_left = expiry_date(&connection.secret_expires).map(|d| (d - today).whole_days()).ok();
@@ -262,12 +262,12 @@ async fn status(backend: &Backend, tenant: &str) -> anyhow::Result<Report> {
 
 /// Every tenant's connection: name, enabled, last run and its result.
 async fn list(backend: &Backend) -> anyhow::Result<Report> {
-    let dir = &backend.directory;
+    let roster = &backend.roster;
     let mut rows = Vec::new();
     let mut lines = Vec::new();
-    for t in dir.tenants().await.map_err(|e| anyhow!("{e}"))? {
-        let Some(connection) = state::connection(dir, &t).await.map_err(|e| anyhow!("{e}"))? else { continue };
-        let st = state::state(dir, &t).await.map_err(|e| anyhow!("{e}"))?;
+    for t in roster.tenants().await.map_err(|e| anyhow!("{e}"))? {
+        let Some(connection) = state::connection(roster, &t).await.map_err(|e| anyhow!("{e}"))? else { continue };
+        let st = state::state(roster, &t).await.map_err(|e| anyhow!("{e}"))?;
         let last = st.last_run.as_ref().map_or("never run".to_string(), |r| format!("{} at {}", r.result, r.at));
         let next = match (connection.enabled, &st.round) {
             (false, _) => "none (disabled)",

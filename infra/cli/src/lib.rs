@@ -83,7 +83,7 @@ pub enum Command {
     /// Restore a deleted user.
     #[command(subcommand)]
     User(UserCommand),
-    /// Unlink a group from the directory, or delete a kept or unlinked one.
+    /// Unlink a group from the roster, or delete a kept or unlinked one.
     #[command(subcommand)]
     Group(GroupCommand),
     /// Show (`--dry-run`) or purge (`--now`) what is past retention in a
@@ -101,7 +101,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum GraphCommand {
-    /// Connect a tenant to its Microsoft Entra directory. The client
+    /// Connect a tenant to its Microsoft Entra roster. The client
     /// secret's Value is read from standard input and never shown again.
     Connect(ConnectArgs),
     /// The connection (never the secret).
@@ -176,7 +176,7 @@ pub enum UsersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
-    /// Every group: linked to the directory, kept after the directory
+    /// Every group: linked to the roster, kept after the roster
     /// deleted it, or unlinked.
     List { tenant: String },
     /// One group.

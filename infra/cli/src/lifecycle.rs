@@ -3,7 +3,7 @@
 //! and the scheduled job run by hand.
 
 use anyhow::{anyhow, bail};
-use lockstep_core::{Directory, Kind, Retired, Stored, Tenant, job};
+use lockstep_core::{Kind, Retired, Roster, Stored, Tenant, job};
 use scim_protocol::Paging;
 use serde_json::{Value, json};
 
@@ -11,12 +11,12 @@ use crate::backend::Backend;
 use crate::{GroupCommand, GroupsCommand, PurgeArgs, Report, UserCommand, UsersCommand};
 
 /// Every live resource of a kind, page by page with cursors.
-async fn live(directory: &Directory, tenant: &Tenant, kind: Kind) -> anyhow::Result<Vec<Stored>> {
+async fn live(roster: &Roster, tenant: &Tenant, kind: Kind) -> anyhow::Result<Vec<Stored>> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
         let paging = Paging::Cursor { cursor: cursor.take(), count: Some(1000) };
-        let page = directory.search(&tenant.id, kind, None, &paging).await.map_err(|e| anyhow!("{e}"))?;
+        let page = roster.search(&tenant.id, kind, None, &paging).await.map_err(|e| anyhow!("{e}"))?;
         out.extend(page.resources);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -67,8 +67,8 @@ fn retired_json(retired: &Retired) -> Value {
 
 async fn list(backend: &Backend, tenant: &str, kind: Kind) -> anyhow::Result<Report> {
     let tenant = backend.existing_tenant(tenant).await?;
-    let live = live(&backend.directory, &tenant, kind).await?;
-    let retired = backend.directory.retired(&tenant.id, kind).await.map_err(|e| anyhow!("{e}"))?;
+    let live = live(&backend.roster, &tenant, kind).await?;
+    let retired = backend.roster.retired(&tenant.id, kind).await.map_err(|e| anyhow!("{e}"))?;
     let mut lines =
         vec![format!("{:<36}  {:<40}  state", "id", if kind == Kind::User { "userName" } else { "displayName" })];
     lines.extend(live.iter().map(|s| format!("{:<36}  {:<40}  {}", s.id, name_of(kind, &s.resource), live_state(s))));
@@ -93,12 +93,12 @@ fn shown(kind: Kind, id: &str, resource: &serde_json::Map<String, Value>, state:
 
 async fn show(backend: &Backend, tenant: &str, kind: Kind, id: &str) -> anyhow::Result<Report> {
     let tenant = backend.existing_tenant(tenant).await?;
-    let directory = &backend.directory;
-    if let Some(retired) = directory.retired_one(&tenant.id, kind, id).await.map_err(|e| anyhow!("{e}"))? {
+    let roster = &backend.roster;
+    if let Some(retired) = roster.retired_one(&tenant.id, kind, id).await.map_err(|e| anyhow!("{e}"))? {
         let text = shown(kind, id, &retired.resource, &retired_state(&retired));
         return Ok(Report { text, json: retired_json(&retired) });
     }
-    match directory.get(&tenant.id, kind, id).await {
+    match roster.get(&tenant.id, kind, id).await {
         Ok(stored) => {
             let text = shown(kind, id, &stored.resource, live_state(&stored));
             Ok(Report { text, json: live_json(&stored) })
@@ -126,7 +126,7 @@ pub async fn user(backend: &Backend, command: UserCommand) -> anyhow::Result<Rep
     match command {
         UserCommand::Restore { tenant, id } => {
             let tenant = backend.existing_tenant(&tenant).await?;
-            let user = backend.directory.restore_user(&tenant, &id).await.map_err(|e| anyhow!("{e}"))?;
+            let user = backend.roster.restore_user(&tenant, &id).await.map_err(|e| anyhow!("{e}"))?;
             Ok(Report {
                 text: format!(
                     "Restored user {id} ({}), deactivated. The identity provider reactivates it with its next update.",
@@ -142,10 +142,10 @@ pub async fn group(backend: &Backend, command: GroupCommand) -> anyhow::Result<R
     match command {
         GroupCommand::Unlink { tenant, id } => {
             let tenant = backend.existing_tenant(&tenant).await?;
-            backend.directory.unlink_group(&tenant, &id).await.map_err(|e| anyhow!("{e}"))?;
+            backend.roster.unlink_group(&tenant, &id).await.map_err(|e| anyhow!("{e}"))?;
             Ok(Report {
                 text: format!(
-                    "Unlinked group {id}: it keeps its members and is no longer updated by the directory. \
+                    "Unlinked group {id}: it keeps its members and is no longer updated by the roster. \
                      A later push of the same group creates a new one."
                 ),
                 json: json!({ "unlinked": id }),
@@ -153,7 +153,7 @@ pub async fn group(backend: &Backend, command: GroupCommand) -> anyhow::Result<R
         }
         GroupCommand::Delete { tenant, id } => {
             let tenant = backend.existing_tenant(&tenant).await?;
-            backend.directory.delete_retired_group(&tenant.id, &id).await.map_err(|e| anyhow!("{e}"))?;
+            backend.roster.delete_retired_group(&tenant.id, &id).await.map_err(|e| anyhow!("{e}"))?;
             Ok(Report { text: format!("Deleted group {id} and its memberships."), json: json!({ "deleted": id }) })
         }
     }
@@ -161,18 +161,18 @@ pub async fn group(backend: &Backend, command: GroupCommand) -> anyhow::Result<R
 
 pub async fn purge(backend: &Backend, args: PurgeArgs) -> anyhow::Result<Report> {
     let tenant = backend.existing_tenant(&args.tenant).await?;
-    let directory = &backend.directory;
+    let roster = &backend.roster;
     if args.dry_run {
-        let due = directory.due(&tenant.id, 10_000).await.map_err(|e| anyhow!("{e}"))?;
+        let due = roster.due(&tenant.id, 10_000).await.map_err(|e| anyhow!("{e}"))?;
         let mut lines: Vec<String> = due.iter().map(|d| format!("{} {}", d.kind.name(), d.id)).collect();
         lines.push(format!("{} due for purge in {} (nothing was changed)", due.len(), tenant.id));
         let items: Vec<Value> = due.iter().map(|d| json!({ "kind": d.kind.name(), "id": d.id })).collect();
         return Ok(Report { text: lines.join("\n"), json: json!({ "due": items }) });
     }
-    let purged = directory.purge(&tenant.id, &|| false).await.map_err(|e| anyhow!("{e}"))?;
+    let purged = roster.purge(&tenant.id, &|| false).await.map_err(|e| anyhow!("{e}"))?;
     if purged.users + purged.groups > 0 {
         // What was purged is made unreadable in the store's file too.
-        directory.erase_deleted().await.map_err(|e| anyhow!("{e}"))?;
+        roster.erase_deleted().await.map_err(|e| anyhow!("{e}"))?;
     }
     Ok(Report {
         text: format!("Purged {} users and {} groups from {}.", purged.users, purged.groups, tenant.id),
@@ -182,7 +182,7 @@ pub async fn purge(backend: &Backend, args: PurgeArgs) -> anyhow::Result<Report>
 
 pub async fn job_run(backend: &Backend) -> anyhow::Result<Report> {
     let graph = lockstep_graph::GraphPull { secrets: backend.secrets.clone(), endpoints: backend.graph.clone() };
-    let report = job::run(&backend.directory, &[&graph], &|| false).await.map_err(|e| anyhow!("{e}"))?;
+    let report = job::run(&backend.roster, &[&graph], &|| false).await.map_err(|e| anyhow!("{e}"))?;
     let mut text = format!(
         "Job run over {} tenants: purged {} users and {} groups, finished {} half-done deletes.",
         report.tenants, report.purged_users, report.purged_groups, report.swept

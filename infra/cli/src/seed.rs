@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use lockstep_core::{Directory, Kind, Tenant};
+use lockstep_core::{Kind, Roster, Tenant};
 use scim_protocol::schema::{group, user};
 use scim_protocol::{PatchRequest, parse_resource};
 use serde_json::json;
@@ -28,12 +28,7 @@ pub fn user_name(i: usize) -> String {
 
 /// Create `users` users (`user000000@example.com`, ...) and, when
 /// `group_members > 0`, one group "Everyone" holding the first ones.
-pub async fn load(
-    directory: &Directory,
-    tenant: &Tenant,
-    users: usize,
-    group_members: usize,
-) -> anyhow::Result<Loaded> {
+pub async fn load(roster: &Roster, tenant: &Tenant, users: usize, group_members: usize) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let mut user_ids = Vec::with_capacity(users);
     for i in 0..users {
@@ -47,20 +42,20 @@ pub async fn load(
                 "active": true
             }),
         )?;
-        user_ids.push(directory.create(tenant, Kind::User, attrs, &[]).await.map_err(|e| anyhow!("{e}"))?.id);
+        user_ids.push(roster.create(tenant, Kind::User, attrs, &[]).await.map_err(|e| anyhow!("{e}"))?.id);
     }
     let users_took = started.elapsed();
     let started = Instant::now();
     let mut group_id = None;
     if group_members > 0 {
         let attrs = parse_resource(group(), &json!({ "displayName": "Everyone" }))?;
-        let everyone = directory.create(tenant, Kind::Group, attrs, &[]).await.map_err(|e| anyhow!("{e}"))?;
+        let everyone = roster.create(tenant, Kind::Group, attrs, &[]).await.map_err(|e| anyhow!("{e}"))?;
         // In PATCHes of 100, the way identity providers add members.
         for chunk in user_ids[..group_members.min(users)].chunks(100) {
             let values: Vec<_> = chunk.iter().map(|id| json!({ "value": id })).collect();
             let add =
                 PatchRequest::parse(&json!({ "Operations": [{ "op": "Add", "path": "members", "value": values }] }))?;
-            directory.patch(tenant, Kind::Group, &everyone.id, &add, None).await.map_err(|e| anyhow!("{e}"))?;
+            roster.patch(tenant, Kind::Group, &everyone.id, &add, None).await.map_err(|e| anyhow!("{e}"))?;
         }
         group_id = Some(everyone.id);
     }
@@ -73,7 +68,7 @@ pub async fn seed(backend: &Backend, args: &SeedArgs) -> anyhow::Result<Report> 
     let (tenant, _) = backend.tenant_or_create(&id).await?;
     // Bulk mode: one durable commit at the end instead of one per write.
     table.bulk_load();
-    let loaded = load(&backend.directory, &tenant, args.users, args.group_members).await;
+    let loaded = load(&backend.roster, &tenant, args.users, args.group_members).await;
     table.finish_bulk_load().await.map_err(|e| anyhow!("{e}"))?;
     let loaded = loaded?;
     let sample = loaded.user_ids.get(loaded.user_ids.len() / 2).cloned();

@@ -55,7 +55,7 @@ async fn run_job_every(app: Arc<App>, graph: GraphPull, every: Duration) {
     loop {
         tick.tick().await;
         let stop_at = Instant::now() + every.min(Duration::from_secs(15 * 60));
-        let run = job::run(&app.directory, &[&graph], &|| Instant::now() >= stop_at).await;
+        let run = job::run(&app.roster, &[&graph], &|| Instant::now() >= stop_at).await;
         let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         for line in logging::job_lines(&run, None, now_ms) {
             logging::write_line(&line);
@@ -129,12 +129,12 @@ pub async fn serve(backend: Backend, args: ServeArgs, json: bool) -> anyhow::Res
     logging::init();
     // The store is this process's alone (it is locked), so a delete left
     // unfinished by a crash is finished now, before any request sees it.
-    let swept = job::sweep_all_now(&backend.directory).await.context("finishing unfinished deletes")?;
+    let swept = job::sweep_all_now(&backend.roster).await.context("finishing unfinished deletes")?;
     if swept > 0 {
         tracing::info!(swept, "finished deletes left unfinished by the last run");
     }
     let graph = GraphPull { secrets: Arc::clone(&backend.secrets), endpoints: backend.graph.clone() };
-    let mut app = App::new(backend.directory, backend.tokens, Arc::new(SystemClock), backend.public_url);
+    let mut app = App::new(backend.roster, backend.tokens, Arc::new(SystemClock), backend.public_url);
     app.trusted_proxies = trusted_proxies.clone();
     app.tenant_gates = TenantGates::new(args.max_requests_per_tenant, TenantGates::default().wait);
     let limits = ServerLimits {

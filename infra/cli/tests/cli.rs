@@ -1625,8 +1625,8 @@ async fn cli_on_aws_then_a_function_serves_its_tenant_and_token() {
             lockstep_aws::SecretsManagerTokens::new(lockstep_tests::secrets_client(), env("TOKEN_SECRET_PREFIX"));
         let clock = Arc::new(lockstep_core::clock::SystemClock);
         let key = lockstep_core::cursor::CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-        let directory = lockstep_core::Directory::new(Arc::new(table), clock.clone(), key, Default::default());
-        let app = lockstep_http::App::new(directory, Arc::new(tokens), clock, Some(env("PUBLIC_URL")));
+        let roster = lockstep_core::Roster::new(Arc::new(table), clock.clone(), key, Default::default());
+        let app = lockstep_http::App::new(roster, Arc::new(tokens), clock, Some(env("PUBLIC_URL")));
         lockstep_http::router(Arc::new(app), lockstep_http::Routes::Users)
     };
     let users = users_function();

@@ -15,9 +15,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::roster::Roster;
 use crate::store::{Cond, Item, Write};
 use crate::tenant::TenantId;
 
@@ -42,7 +42,7 @@ pub trait TenantStep: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Run for one tenant until done or until `stop` says the time is up.
-    async fn run(&self, dir: &Directory, tenant: &TenantId, stop: &(dyn Fn() -> bool + Sync)) -> Result<StepReport>;
+    async fn run(&self, roster: &Roster, tenant: &TenantId, stop: &(dyn Fn() -> bool + Sync)) -> Result<StepReport>;
 }
 
 /// What a step did for a tenant.
@@ -117,33 +117,33 @@ struct Checkpoint {
 /// Run the job once over every tenant, starting where the last run that
 /// was cut short stopped. Fails only when the tenants cannot be listed;
 /// a tenant's failure is reported and the others go on.
-pub async fn run(dir: &Directory, steps: &[&dyn TenantStep], stop: &(dyn Fn() -> bool + Sync)) -> Result<JobReport> {
-    let report = run_tenants(dir, steps, stop).await?;
-    erase_if_purged(dir, &report).await?;
+pub async fn run(roster: &Roster, steps: &[&dyn TenantStep], stop: &(dyn Fn() -> bool + Sync)) -> Result<JobReport> {
+    let report = run_tenants(roster, steps, stop).await?;
+    erase_if_purged(roster, &report).await?;
     Ok(report)
 }
 
 async fn run_tenants(
-    dir: &Directory,
+    roster: &Roster,
     steps: &[&dyn TenantStep],
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<JobReport> {
-    let mut tenants = dir.tenants().await?;
+    let mut tenants = roster.tenants().await?;
     tenants.sort();
-    if let Some(next) = read_checkpoint(dir).await? {
+    if let Some(next) = read_checkpoint(roster).await? {
         let start = tenants.iter().position(|t| *t >= next.next).unwrap_or(0);
         tenants.rotate_left(start);
     }
     let mut report = JobReport::default();
     for tenant in &tenants {
         if stop() {
-            write_checkpoint(dir, Some(tenant)).await?;
+            write_checkpoint(roster, Some(tenant)).await?;
             return Ok(report);
         }
-        match tenant_turn(dir, tenant, steps, stop, &mut report).await {
+        match tenant_turn(roster, tenant, steps, stop, &mut report).await {
             Ok(true) => report.tenants += 1,
             Ok(false) => {
-                write_checkpoint(dir, Some(tenant)).await?;
+                write_checkpoint(roster, Some(tenant)).await?;
                 return Ok(report);
             }
             Err(e) => {
@@ -152,16 +152,16 @@ async fn run_tenants(
             }
         }
     }
-    write_checkpoint(dir, None).await?;
+    write_checkpoint(roster, None).await?;
     report.complete = true;
     Ok(report)
 }
 
 /// After a run that purged something, make the purged data unreadable
 /// from the store's medium as well (the local file; nothing on DynamoDB).
-async fn erase_if_purged(dir: &Directory, report: &JobReport) -> Result<()> {
+async fn erase_if_purged(roster: &Roster, report: &JobReport) -> Result<()> {
     if report.purged_users + report.purged_groups > 0 {
-        dir.erase_deleted().await?;
+        roster.erase_deleted().await?;
     }
     Ok(())
 }
@@ -169,17 +169,17 @@ async fn erase_if_purged(dir: &Directory, report: &JobReport) -> Result<()> {
 /// Finish every delete left unfinished, however recent: for a process
 /// that has the store to itself and has just started, when no delete can
 /// still be running (the local runner at start). Returns how many.
-pub async fn sweep_all_now(dir: &Directory) -> Result<u64> {
+pub async fn sweep_all_now(roster: &Roster) -> Result<u64> {
     let mut finished = 0;
-    for tenant in dir.tenants().await? {
-        finished += dir.sweep(&tenant, 0).await?;
+    for tenant in roster.tenants().await? {
+        finished += roster.sweep(&tenant, 0).await?;
     }
     Ok(finished)
 }
 
 /// One tenant's steps; false when `stop` cut it short.
 async fn tenant_turn(
-    dir: &Directory,
+    roster: &Roster,
     tenant: &TenantId,
     steps: &[&dyn TenantStep],
     stop: &(dyn Fn() -> bool + Sync),
@@ -187,9 +187,9 @@ async fn tenant_turn(
 ) -> Result<bool> {
     for step in STEPS {
         match step {
-            Step::Sweep => report.swept += dir.sweep(tenant, SWEEP_GRACE_SECS).await?,
+            Step::Sweep => report.swept += roster.sweep(tenant, SWEEP_GRACE_SECS).await?,
             Step::Purge => {
-                let purged = dir.purge(tenant, stop).await?;
+                let purged = roster.purge(tenant, stop).await?;
                 report.purged_users += purged.users;
                 report.purged_groups += purged.groups;
                 if !purged.complete {
@@ -199,7 +199,7 @@ async fn tenant_turn(
         }
     }
     for step in steps {
-        let done = step.run(dir, tenant, stop).await?;
+        let done = step.run(roster, tenant, stop).await?;
         if let Some(why) = &done.failure {
             tracing::error!(tenant = %tenant, step = step.name(), error = %why, "scheduled job: step failed");
             report.failures.push(format!("{tenant}: {}: {why}", step.name()));
@@ -217,9 +217,9 @@ async fn tenant_turn(
     Ok(true)
 }
 
-async fn read_checkpoint(dir: &Directory) -> Result<Option<Checkpoint>> {
+async fn read_checkpoint(roster: &Roster) -> Result<Option<Checkpoint>> {
     let key = model::job_checkpoint();
-    match dir.table().get(&key).await? {
+    match roster.table().get(&key).await? {
         Some(item) => serde_json::from_str(&item.data).map(Some).map_err(|e| Error::corrupt(&key, e)),
         None => Ok(None),
     }
@@ -227,7 +227,7 @@ async fn read_checkpoint(dir: &Directory) -> Result<Option<Checkpoint>> {
 
 /// Overlapping runs may both write it: the last one wins, and either way
 /// every tenant keeps getting its turn.
-async fn write_checkpoint(dir: &Directory, next: Option<&TenantId>) -> Result<()> {
+async fn write_checkpoint(roster: &Roster, next: Option<&TenantId>) -> Result<()> {
     let key = model::job_checkpoint();
     let write = match next {
         Some(next) => {
@@ -240,5 +240,5 @@ async fn write_checkpoint(dir: &Directory, next: Option<&TenantId>) -> Result<()
         }
         None => Write::Delete { key, cond: Cond::Always },
     };
-    dir.table().write(write).await.map_err(Error::from)
+    roster.table().write(write).await.map_err(Error::from)
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`store`]: the port, shaped like a single DynamoDB table;
 //! - [`model`]: the single-table key layout;
-//! - [`directory`]: users, groups, memberships, uniqueness, paging;
+//! - [`roster`]: the roster, Lockstep's own copy of each tenant's users, groups and memberships (the customer's identity provider is "the directory"): uniqueness, paging, lifecycle;
 //! - [`tenant`]: tenants and their policy;
 //! - [`job`]: the scheduled job (sweep, purge) over every tenant;
 //! - [`cursor`]: signed RFC 9865 cursors;
@@ -18,21 +18,21 @@ pub mod clock;
 #[cfg(feature = "test-support")]
 pub mod counting;
 pub mod cursor;
-pub mod directory;
 pub mod error;
 pub mod job;
 pub mod model;
 pub mod retry;
+pub mod roster;
 pub mod secrets;
 pub mod store;
 pub mod tenant;
 pub mod tokens;
 
-pub use directory::{
-    Directory, Due, GroupRef, Limits, Link, LinkOrigin, Member, PullDocument, Pulled, Purged, Reindexed, Retired,
-    Retirement, RoundNote, SearchPage, Stored, UnfinishedDeletes,
-};
 pub use error::{Error, Result};
 pub use model::{Kind, is_possible_id};
+pub use roster::{
+    Due, GroupRef, Limits, Link, LinkOrigin, Member, PullDocument, Pulled, Purged, Reindexed, Retired, Retirement,
+    Roster, RoundNote, SearchPage, Stored, UnfinishedDeletes,
+};
 pub use store::Table;
 pub use tenant::{Tenant, TenantId, TenantSettings};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lockstep_core::job::{StepReport, TenantStep};
 use lockstep_core::secrets::SecretStore;
-use lockstep_core::{Directory, TenantId};
+use lockstep_core::{Roster, TenantId};
 
 pub use client::Endpoints;
 
@@ -40,13 +40,14 @@ impl TenantStep for GraphPull {
 
     async fn run(
         &self,
-        dir: &Directory,
+        roster: &Roster,
         tenant: &TenantId,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> lockstep_core::Result<StepReport> {
-        let Some(tenant) = dir.tenant(tenant).await? else { return Ok(StepReport::nothing()) };
+        let Some(tenant) = roster.tenant(tenant).await? else { return Ok(StepReport::nothing()) };
         let request = sync::Request::default();
-        let Some(run) = sync::pull(dir, self.secrets.as_ref(), &self.endpoints, &tenant, request, stop).await? else {
+        let Some(run) = sync::pull(roster, self.secrets.as_ref(), &self.endpoints, &tenant, request, stop).await?
+        else {
             return Ok(StepReport::nothing());
         };
         let c = &run.counts;

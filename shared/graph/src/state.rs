@@ -2,7 +2,7 @@
 //! typed documents the directory keeps for the tenant (the client secret
 //! is not here: it is in the secret store).
 
-use lockstep_core::{Directory, PullDocument, TenantId};
+use lockstep_core::{PullDocument, Roster, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::client::is_platform_id;
@@ -237,20 +237,20 @@ pub struct SyncState {
     pub last_run: Option<LastRun>,
 }
 
-pub async fn connection(dir: &Directory, t: &TenantId) -> lockstep_core::Result<Option<Connection>> {
-    dir.pull_document(t, PullDocument::Connection).await
+pub async fn connection(roster: &Roster, t: &TenantId) -> lockstep_core::Result<Option<Connection>> {
+    roster.pull_document(t, PullDocument::Connection).await
 }
 
-pub async fn save_connection(dir: &Directory, t: &TenantId, c: &Connection) -> lockstep_core::Result<()> {
-    dir.save_pull_document(t, PullDocument::Connection, c).await
+pub async fn save_connection(roster: &Roster, t: &TenantId, c: &Connection) -> lockstep_core::Result<()> {
+    roster.save_pull_document(t, PullDocument::Connection, c).await
 }
 
-pub async fn state(dir: &Directory, t: &TenantId) -> lockstep_core::Result<SyncState> {
-    Ok(dir.pull_document(t, PullDocument::State).await?.unwrap_or_default())
+pub async fn state(roster: &Roster, t: &TenantId) -> lockstep_core::Result<SyncState> {
+    Ok(roster.pull_document(t, PullDocument::State).await?.unwrap_or_default())
 }
 
-pub async fn save_state(dir: &Directory, t: &TenantId, s: &SyncState) -> lockstep_core::Result<()> {
-    dir.save_pull_document(t, PullDocument::State, s).await
+pub async fn save_state(roster: &Roster, t: &TenantId, s: &SyncState) -> lockstep_core::Result<()> {
+    roster.save_pull_document(t, PullDocument::State, s).await
 }
 
 #[cfg(test)]

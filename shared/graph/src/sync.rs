@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use futures::StreamExt;
 use lockstep_core::secrets::SecretStore;
-use lockstep_core::{Directory, Link, Pulled, RoundNote, Tenant};
+use lockstep_core::{Link, Pulled, Roster, RoundNote, Tenant};
 
 use crate::client::{Credentials, DeltaPage, DeltaUser, Endpoints, GraphClient, GraphError};
 use crate::mapping::{GraphUser, map_user, merge_delta, placement_gaps};
@@ -35,7 +35,7 @@ fn now() -> String {
 /// up. `None` when the tenant has no enabled connection. The outcome is
 /// also stored as the tenant's last run.
 pub async fn pull(
-    dir: &Directory,
+    roster: &Roster,
     secrets: &dyn SecretStore,
     endpoints: &Endpoints,
     tenant: &Tenant,
@@ -43,15 +43,15 @@ pub async fn pull(
     stop: &(dyn Fn() -> bool + Sync),
 ) -> lockstep_core::Result<Option<LastRun>> {
     let t = &tenant.id;
-    let Some(connection) = state::connection(dir, t).await? else { return Ok(None) };
+    let Some(connection) = state::connection(roster, t).await? else { return Ok(None) };
     if !connection.enabled {
         return Ok(None);
     }
-    let mut st = state::state(dir, t).await?;
+    let mut st = state::state(roster, t).await?;
     if request.full {
         // A full round starts over: what a round in progress noted goes.
         if let Some(old) = st.round.take() {
-            dir.forget_round(&tenant.id, &old.id).await?;
+            roster.forget_round(&tenant.id, &old.id).await?;
         }
         st.full_requested = true;
         st.held = None;
@@ -59,9 +59,9 @@ pub async fn pull(
     }
     // Held deletions hold only the deletions: creates, updates and
     // deactivations go on every run until an operator decides.
-    let run = run_round(dir, secrets, endpoints, tenant, &connection, &mut st, stop).await?;
+    let run = run_round(roster, secrets, endpoints, tenant, &connection, &mut st, stop).await?;
     st.last_run = Some(run.clone());
-    state::save_state(dir, t, &st).await?;
+    state::save_state(roster, t, &st).await?;
     Ok(Some(run))
 }
 
@@ -84,33 +84,33 @@ pub struct Connected {
 /// fields) is not followed again. A tenant that pulls matches users by work
 /// email, so its work emails become unique (`unique_work_emails`, the
 /// index entries rewritten at once).
-pub async fn connect(dir: &Directory, tenant: &Tenant, connection: &Connection) -> lockstep_core::Result<Connected> {
+pub async fn connect(roster: &Roster, tenant: &Tenant, connection: &Connection) -> lockstep_core::Result<Connected> {
     let t = &tenant.id;
     let mut outcome = Connected::default();
     if !tenant.settings.unique_work_emails {
         let settings = lockstep_core::TenantSettings { unique_work_emails: true, ..tenant.settings.clone() };
-        let updated = dir.update_tenant_settings(t, settings).await?;
-        outcome.shared_work_emails = dir.reindex(&updated).await?.refused;
+        let updated = roster.update_tenant_settings(t, settings).await?;
+        outcome.shared_work_emails = roster.reindex(&updated).await?.refused;
         outcome.unique_work_emails = true;
     }
-    let before = state::connection(dir, t).await?;
-    state::save_connection(dir, t, connection).await?;
+    let before = state::connection(roster, t).await?;
+    state::save_connection(roster, t, connection).await?;
     outcome.remapped =
         before.is_some_and(|b| b.mapping != connection.mapping || b.directory_id != connection.directory_id);
     if outcome.remapped {
-        let mut st = state::state(dir, t).await?;
+        let mut st = state::state(roster, t).await?;
         if let Some(old) = st.round.take() {
-            dir.forget_round(&tenant.id, &old.id).await?;
+            roster.forget_round(&tenant.id, &old.id).await?;
         }
         st.delta_link = None;
         st.full_requested = true;
-        state::save_state(dir, t, &st).await?;
+        state::save_state(roster, t, &st).await?;
     }
     Ok(outcome)
 }
 
 async fn run_round(
-    dir: &Directory,
+    roster: &Roster,
     secrets: &dyn SecretStore,
     endpoints: &Endpoints,
     tenant: &Tenant,
@@ -145,7 +145,7 @@ async fn run_round(
             Ok(page) => page,
             Err(GraphError::Resync) if !(round.full && round.pages == 0) => {
                 // The delta state expired: start over with a full round.
-                dir.forget_round(&tenant.id, &round.id).await?;
+                roster.forget_round(&tenant.id, &round.id).await?;
                 st.delta_link = None;
                 st.full_requested = true;
                 round = new_round(&client, &select, st);
@@ -157,14 +157,14 @@ async fn run_round(
                 return Ok(failed(counts, e.to_string()));
             }
         };
-        apply_page(dir, tenant, connection, &mut round, &page).await?;
+        apply_page(roster, tenant, connection, &mut round, &page).await?;
         match (page.next_link, page.delta_link) {
             (Some(next), _) => {
                 round.next_link = next;
                 st.round = Some(round.clone());
-                state::save_state(dir, t, st).await?;
+                state::save_state(roster, t, st).await?;
             }
-            (None, Some(delta)) => return finish_round(dir, tenant, connection, st, round, delta).await,
+            (None, Some(delta)) => return finish_round(roster, tenant, connection, st, round, delta).await,
             (None, None) => {
                 let counts = round.counts.clone();
                 return Ok(failed(
@@ -195,7 +195,7 @@ fn new_round(client: &GraphClient, select: &str, st: &SyncState) -> Round {
 /// Apply one page: removals are noted for the round's end; users are
 /// mapped and pulled (a few at a time); a full round notes whom it saw.
 async fn apply_page(
-    dir: &Directory,
+    roster: &Roster,
     tenant: &Tenant,
     connection: &Connection,
     round: &mut Round,
@@ -206,20 +206,20 @@ async fn apply_page(
     round.counts.throttled += u64::from(page.throttled);
     let (removed, present): (Vec<&DeltaUser>, Vec<&DeltaUser>) = page.users.iter().partition(|u| u.removed);
     let ids: Vec<String> = present.iter().map(|u| u.id.clone()).collect();
-    let links = dir.links(&tenant.id, &ids).await?;
+    let links = roster.links(&tenant.id, &ids).await?;
     // The futures are made first: a stream that maps borrowed users as it
     // goes is not provably `Send` (a known limit of the compiler).
-    let pulls: Vec<_> = present.iter().map(|u| pull_one(dir, tenant, connection, u, links.get(&u.id))).collect();
+    let pulls: Vec<_> = present.iter().map(|u| pull_one(roster, tenant, connection, u, links.get(&u.id))).collect();
     let outcomes: Vec<Outcome> = futures::stream::iter(pulls).buffer_unordered(CONCURRENCY).collect().await;
     for outcome in outcomes {
         round.counts.count(outcome);
     }
     let gone: Vec<String> = removed.iter().map(|u| u.id.clone()).collect();
     if !gone.is_empty() {
-        dir.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Gone, &gone).await?;
+        roster.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Gone, &gone).await?;
     }
     if round.full && !ids.is_empty() {
-        dir.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Seen, &ids).await?;
+        roster.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Seen, &ids).await?;
     }
     Ok(())
 }
@@ -237,7 +237,7 @@ pub(crate) enum Outcome {
 }
 
 async fn pull_one(
-    dir: &Directory,
+    roster: &Roster,
     tenant: &Tenant,
     connection: &Connection,
     delta: &DeltaUser,
@@ -267,7 +267,7 @@ async fn pull_one(
             Err(e) => return named(format!("refused by the SCIM rules: {}", e.detail)),
         };
     let gaps = placement_gaps(&user, &connection.mapping);
-    match dir.pull_user(tenant, &delta.id, link, &attrs, &known).await {
+    match roster.pull_user(tenant, &delta.id, link, &attrs, &known).await {
         Ok(p) => Outcome::Pulled(p, gaps),
         Err(e) if !e.is_server_error() => named(format!("refused: {}", scim_protocol::ScimError::from(e).detail)),
         Err(e) => {
@@ -281,15 +281,15 @@ async fn pull_one(
 /// a full round, the Graph users not seen), unless that is more than the
 /// guard allows; then keep the delta link for the next round.
 async fn finish_round(
-    dir: &Directory,
+    roster: &Roster,
     tenant: &Tenant,
     connection: &Connection,
     st: &mut SyncState,
     mut round: Round,
     delta_link: String,
 ) -> lockstep_core::Result<LastRun> {
-    let (seen, gone) = dir.round_notes(&tenant.id, &round.id).await?;
-    let links: HashMap<String, String> = dir.all_links(&tenant.id).await?.into_iter().collect();
+    let (seen, gone) = roster.round_notes(&tenant.id, &round.id).await?;
+    let links: HashMap<String, String> = roster.all_links(&tenant.id).await?.into_iter().collect();
     let mut deletions: Vec<(&String, &String)> = links
         .iter()
         .filter(|(graph_id, _)| gone.contains(*graph_id) || (round.full && !seen.contains(*graph_id)))
@@ -314,7 +314,7 @@ async fn finish_round(
             ),
         };
         tracing::warn!(tenant = %tenant.id, deletions = deletions.len(), "graph pull: deletions held for review");
-        dir.forget_round(&tenant.id, &round.id).await?;
+        roster.forget_round(&tenant.id, &round.id).await?;
         st.held = Some(why.clone());
         st.round = None;
         st.delta_link = Some(delta_link);
@@ -324,11 +324,11 @@ async fn finish_round(
     // What the round noted goes only after the deletions: a run that fails
     // among them resumes at the round's last page and finds it all again.
     for (graph_id, user_id) in deletions {
-        if dir.remove_pulled(tenant, graph_id, user_id).await? {
+        if roster.remove_pulled(tenant, graph_id, user_id).await? {
             round.counts.deleted += 1;
         }
     }
-    dir.forget_round(&tenant.id, &round.id).await?;
+    roster.forget_round(&tenant.id, &round.id).await?;
     st.delta_link = Some(delta_link);
     st.round = None;
     st.full_requested = false;

@@ -31,7 +31,7 @@ pub async fn authenticate(app: &App, req: &Parts, tenant: &str) -> Result<Admitt
     let unauthorized = |why: &str| ApiError(ScimError::unauthorized(why));
     let token = bearer(req).ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
     let id = TenantId::parse(tenant).map_err(|_| unauthorized(UNKNOWN_TENANT_OR_TOKEN))?;
-    let entry = app.tenants.get(&app.directory, &id).await?;
+    let entry = app.tenants.get(&app.roster, &id).await?;
     let Some(tenant) = entry.tenant.clone() else {
         return Err(unauthorized(UNKNOWN_TENANT_OR_TOKEN));
     };

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lockstep_core::tokens::{TokenSet, TokenStore};
-use lockstep_core::{Directory, Tenant, TenantId};
+use lockstep_core::{Roster, Tenant, TenantId};
 
 use crate::error::ApiError;
 
@@ -40,12 +40,12 @@ impl TenantCache {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) async fn get(&self, directory: &Directory, id: &TenantId) -> Result<Arc<Entry>, ApiError> {
+    pub(crate) async fn get(&self, roster: &Roster, id: &TenantId) -> Result<Arc<Entry>, ApiError> {
         let cached = self.entries().get(id).filter(|e| e.loaded.elapsed() < self.ttl).cloned();
         if let Some(e) = cached {
             return Ok(e);
         }
-        let (tenant, tokens) = tokio::join!(directory.tenant(id), self.store.load(id));
+        let (tenant, tokens) = tokio::join!(roster.tenant(id), self.store.load(id));
         let entry = Arc::new(Entry {
             loaded: Instant::now(),
             tenant: tenant?,

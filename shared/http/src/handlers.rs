@@ -39,7 +39,7 @@ async fn search_request(body: serde_json::Value) -> ApiResult<SearchRequest> {
 }
 
 async fn list(app: &App, ctx: &RequestCtx, kind: Kind, request: SearchRequest) -> ApiResult<Response> {
-    let page = app.directory.search(&ctx.tenant.id, kind, request.filter.as_ref(), &request.paging).await?;
+    let page = app.roster.search(&ctx.tenant.id, kind, request.filter.as_ref(), &request.paging).await?;
     render::list(app, ctx, page, &request.projection).await
 }
 
@@ -58,7 +58,7 @@ async fn read(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let projection = projection_of(query)?;
-    let stored = app.directory.get(&ctx.tenant.id, kind, id).await?;
+    let stored = app.roster.get(&ctx.tenant.id, kind, id).await?;
     if header_text(headers, header::IF_NONE_MATCH).is_some_and(|h| etag::header_matches(h, stored.version)) {
         let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&stored.etag()) {
@@ -77,7 +77,7 @@ async fn read(
 /// §13.1.2). Read first, only when the header is sent.
 async fn check_if_none_match(app: &App, ctx: &RequestCtx, kind: Kind, id: &str, headers: &HeaderMap) -> ApiResult<()> {
     let Some(h) = header_text(headers, header::IF_NONE_MATCH) else { return Ok(()) };
-    let stored = app.directory.get(&ctx.tenant.id, kind, id).await?;
+    let stored = app.roster.get(&ctx.tenant.id, kind, id).await?;
     if h.trim() == "*" || etag::header_matches(h, stored.version) {
         return Err(ScimError::new(
             412,
@@ -92,7 +92,7 @@ async fn check_if_none_match(app: &App, ctx: &RequestCtx, kind: Kind, id: &str, 
 async fn create(app: &App, ctx: &RequestCtx, kind: Kind, body: Value) -> ApiResult<Response> {
     let mut attrs = parse_resource(kind.resource_type(), &body)?;
     let members = if kind == Kind::Group { take_members(&mut attrs)? } else { Vec::new() };
-    let stored = app.directory.create(&ctx.tenant, kind, attrs, &members).await?;
+    let stored = app.roster.create(&ctx.tenant, kind, attrs, &members).await?;
     // The directory creates no group with more members than one answer carries.
     let body = represent(app, ctx, stored.clone(), &Projection::Default).await?;
     let body = body.ok_or_else(|| too_large(app, kind))?;
@@ -129,7 +129,7 @@ async fn replace(
     // PUT replaces the whole resource: a group PUT without members empties it.
     let members = if kind == Kind::Group { Some(take_members(&mut attrs)?) } else { None };
     let if_match = header_text(headers, header::IF_MATCH);
-    let stored = app.directory.replace(&ctx.tenant, kind, id, attrs, members, if_match).await?;
+    let stored = app.roster.replace(&ctx.tenant, kind, id, attrs, members, if_match).await?;
     answer_write(app, ctx, stored, query).await
 }
 
@@ -145,14 +145,14 @@ async fn patch(
     check_if_none_match(app, ctx, kind, id, headers).await?;
     let request = PatchRequest::from_value(body)?;
     let if_match = header_text(headers, header::IF_MATCH);
-    let stored = app.directory.patch(&ctx.tenant, kind, id, &request, if_match).await?;
+    let stored = app.roster.patch(&ctx.tenant, kind, id, &request, if_match).await?;
     answer_write(app, ctx, stored, query).await
 }
 
 async fn delete(app: &App, ctx: &RequestCtx, kind: Kind, id: &str, headers: &HeaderMap) -> ApiResult<Response> {
     check_if_none_match(app, ctx, kind, id, headers).await?;
     let if_match = header_text(headers, header::IF_MATCH);
-    app.directory.delete(&ctx.tenant, kind, id, if_match).await?;
+    app.roster.delete(&ctx.tenant, kind, id, if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -232,7 +232,7 @@ resource_handlers!(
 /// `POST /.search`: the same query over users and groups.
 pub async fn search_all(State(app): AppState, Extension(ctx): Ctx, ScimJson(body): ScimJson) -> ApiResult<Response> {
     let request = search_request(body).await?;
-    let page = app.directory.search_all(&ctx.tenant.id, request.filter.as_ref(), &request.paging).await?;
+    let page = app.roster.search_all(&ctx.tenant.id, request.filter.as_ref(), &request.paging).await?;
     render::list(&app, &ctx, page, &request.projection).await
 }
 

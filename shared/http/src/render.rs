@@ -115,10 +115,10 @@ async fn load_related(
     let t = &ctx.tenant.id;
     Ok(match stored.kind {
         Kind::User if wants(stored.kind, projection, sel, "groups", shown) => {
-            app.directory.groups_up_to(t, &stored.id, cap).await?.map(Related::Groups)
+            app.roster.groups_up_to(t, &stored.id, cap).await?.map(Related::Groups)
         }
         Kind::Group if wants(stored.kind, projection, sel, "members", shown) => {
-            app.directory.members_up_to_with(t, &stored.id, cap, leaving).await?.map(Related::Members)
+            app.roster.members_up_to_with(t, &stored.id, cap, leaving).await?.map(Related::Members)
         }
         _ => Some(Related::Nothing),
     })

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lockstep_core::Directory;
+use lockstep_core::Roster;
 use lockstep_core::clock::Clock;
 use lockstep_core::tokens::TokenStore;
 use scim_protocol::discovery::ServiceProviderOptions;
@@ -14,7 +14,7 @@ use crate::fairness::TenantGates;
 
 /// Everything a request needs, built once per process (per Lambda container).
 pub struct App {
-    pub directory: Directory,
+    pub roster: Roster,
     pub tenants: TenantCache,
     pub clock: Arc<dyn Clock>,
     pub options: ServiceProviderOptions,
@@ -46,13 +46,8 @@ pub struct Metrics {
 pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 impl App {
-    pub fn new(
-        directory: Directory,
-        tokens: Arc<dyn TokenStore>,
-        clock: Arc<dyn Clock>,
-        public_url: Option<String>,
-    ) -> Self {
-        let limits = directory.limits().clone();
+    pub fn new(roster: Roster, tokens: Arc<dyn TokenStore>, clock: Arc<dyn Clock>, public_url: Option<String>) -> Self {
+        let limits = roster.limits().clone();
         let options = ServiceProviderOptions {
             max_results: limits.max_page_size,
             default_page_size: limits.default_page_size,
@@ -62,7 +57,7 @@ impl App {
         };
         let body_limit = usize::try_from(options.max_payload_bytes).unwrap_or(1 << 20);
         Self {
-            directory,
+            roster,
             tenants: TenantCache::new(tokens, TENANT_CACHE_TTL),
             clock,
             options,

@@ -10,7 +10,7 @@ use lockstep_core::counting::CountingTable;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::{Item, Key, Page, Query, StoreError, Table, Write};
 use lockstep_core::tokens::{self};
-use lockstep_core::{Directory, Limits, TenantId, TenantSettings};
+use lockstep_core::{Limits, Roster, TenantId, TenantSettings};
 use lockstep_embedded::{EmbeddedTable, FileTokens};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -71,23 +71,23 @@ async fn fixture_with(routes: Routes, wrap: impl FnOnce(EmbeddedTable) -> Arc<dy
     let store = FileTokens::new(dir.path().join("tokens"));
     let key = CursorKey::new(vec![9u8; 32]).unwrap_or_else(|e| panic!("{e}"));
     let seeding = EmbeddedTable::open(&path).unwrap_or_else(|e| panic!("{e}"));
-    let directory = Directory::new(Arc::new(seeding), Arc::new(SystemClock), key.clone(), Limits::default());
+    let roster = Roster::new(Arc::new(seeding), Arc::new(SystemClock), key.clone(), Limits::default());
     let now = time::OffsetDateTime::now_utc();
     let mut texts = Vec::new();
     for (tenant, allow) in [("acme", vec![]), ("zinc", vec![]), ("acme", vec!["203.0.113.0/24".to_string()])] {
         let id = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
-        if directory.tenant(&id).await.ok().flatten().is_none() {
-            directory.create_tenant(&id, tenant, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
+        if roster.tenant(&id).await.ok().flatten().is_none() {
+            roster.create_tenant(&id, tenant, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
         }
         let (text, record) = tokens::issue(None, None, allow, now).unwrap_or_else(|e| panic!("{e}"));
         tokens::add(&store, &id, &record).await.unwrap_or_else(|e| panic!("{e}"));
         texts.push(text);
     }
-    drop(directory);
+    drop(roster);
     let table = EmbeddedTable::open(&path).unwrap_or_else(|e| panic!("{e}"));
     let counting = Arc::new(CountingTable::new(wrap(table)));
-    let directory = Directory::new(counting.clone(), Arc::new(SystemClock), key, limits);
-    let app = Arc::new(App::new(directory, Arc::new(store), Arc::new(SystemClock), None));
+    let roster = Roster::new(counting.clone(), Arc::new(SystemClock), key, limits);
+    let app = Arc::new(App::new(roster, Arc::new(store), Arc::new(SystemClock), None));
     Fixture {
         router: router(app, routes),
         table: counting,

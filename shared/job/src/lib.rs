@@ -14,7 +14,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use lockstep_aws::{Deployment, SecretsManagerSecrets};
 use lockstep_core::clock::SystemClock;
 use lockstep_core::cursor::CursorKey;
-use lockstep_core::{Directory, Limits, job};
+use lockstep_core::{Limits, Roster, job};
 use lockstep_graph::{Endpoints, GraphPull};
 use lockstep_http::logging::{self, METRICS_NAMESPACE};
 use serde_json::{Value, json};
@@ -35,17 +35,17 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let clients = deployment.clients().await;
     // The job issues no list cursors: a key of its own is never used.
     let cursor_key = CursorKey::random().inspect_err(|e| tracing::error!(error = %e, "start-up"))?;
-    let directory = Directory::new(clients.table, Arc::new(SystemClock), cursor_key, Limits::default());
+    let roster = Roster::new(clients.table, Arc::new(SystemClock), cursor_key, Limits::default());
     let graph = GraphPull {
         secrets: Arc::new(SecretsManagerSecrets::new(clients.secrets, &deployment.graph_secret_prefix)),
         endpoints: Endpoints::with_overrides(deployment.graph_login_url.clone(), deployment.graph_api_url.clone()),
     };
     let metrics = logging::Metrics { namespace: METRICS_NAMESPACE.to_string(), stage: deployment.stage };
-    let (directory, metrics, graph) = (&directory, &metrics, &graph);
+    let (roster, metrics, graph) = (&roster, &metrics, &graph);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms()));
         let stop_at = Instant::now() + left.saturating_sub(JOB_STOP_MARGIN.min(left / 4));
-        let run = job::run(directory, &[graph], &|| Instant::now() >= stop_at).await;
+        let run = job::run(roster, &[graph], &|| Instant::now() >= stop_at).await;
         for line in logging::job_lines(&run, Some(metrics), now_ms() as i64) {
             logging::write_line(&line);
         }

@@ -17,14 +17,14 @@ use lockstep_graph::sync::{self, Request};
 use lockstep_tests::graph::{FakeGraph, Fault, graph_user};
 
 use super::*;
-use crate::directory::user_with;
+use crate::roster::user_with;
 
 const DIRECTORY: &str = "8d9e3a1f-0000-4000-8000-00000000d1d1";
 const CLIENT: &str = "2b6c0f9e-0000-4000-8000-00000000c11e";
 const SECRET: &str = "Zq8~fake-client-secret-value";
 
 struct Pull {
-    dir: Directory,
+    roster: Roster,
     counting: Arc<CountingTable>,
     tenant: Tenant,
     fake: FakeGraph,
@@ -45,8 +45,8 @@ fn mapping() -> Mapping {
 
 async fn connected(t: TestTable) -> Pull {
     let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
-    let dir = directory(counting.clone());
-    let tenant = tenant(&dir, "acme").await;
+    let roster = roster_on(counting.clone());
+    let tenant = tenant(&roster, "acme").await;
     let fake = FakeGraph::start(DIRECTORY, CLIENT, SECRET).await;
     let secrets_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let secrets = FileSecrets::new(secrets_dir.path());
@@ -60,19 +60,19 @@ async fn connected(t: TestTable) -> Pull {
         mapping: mapping(),
         max_delete_percent: 20,
     };
-    state::save_connection(&dir, &tenant.id, &connection).await.unwrap_or_else(|e| panic!("{e}"));
+    state::save_connection(&roster, &tenant.id, &connection).await.unwrap_or_else(|e| panic!("{e}"));
     let endpoints = Endpoints {
         login: fake.url.clone(),
         graph: fake.url.clone(),
         timeout: Duration::from_millis(700),
         max_retry_wait: Duration::from_secs(2),
     };
-    Pull { dir, counting, tenant, fake, secrets, endpoints, _secrets_dir: secrets_dir }
+    Pull { roster, counting, tenant, fake, secrets, endpoints, _secrets_dir: secrets_dir }
 }
 
 impl Pull {
     async fn run(&self, request: Request) -> LastRun {
-        sync::pull(&self.dir, &self.secrets, &self.endpoints, &self.tenant, request, &|| false)
+        sync::pull(&self.roster, &self.secrets, &self.endpoints, &self.tenant, request, &|| false)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("the connection is enabled"))
@@ -81,7 +81,7 @@ impl Pull {
     /// A user as SCIM reads it, by userName.
     async fn scim_user(&self, user_name: &str) -> Option<Stored> {
         let f = filter(&format!(r#"userName eq "{user_name}""#));
-        let page = self.dir.search(&self.tenant.id, Kind::User, Some(&f), &index(1, 10)).await.ok()?;
+        let page = self.roster.search(&self.tenant.id, Kind::User, Some(&f), &index(1, 10)).await.ok()?;
         page.resources.into_iter().next()
     }
 }
@@ -151,7 +151,7 @@ pub(crate) async fn graph_pull_creates_updates_and_removes(t: TestTable) {
     let disabled = p.scim_user("kari6@contoso.com").await.unwrap_or_else(|| panic!("still there"));
     assert_eq!(disabled.resource.get("active"), Some(&json!(false)), "accountEnabled=false deactivates");
     assert!(p.scim_user("kari8@contoso.com").await.is_none(), "removed from the directory");
-    let retired = p.dir.retired(&p.tenant.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
+    let retired = p.roster.retired(&p.tenant.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(retired.iter().map(|r| r.why).collect::<Vec<_>>(), vec![Retirement::RemovedFromGraph]);
 }
 
@@ -164,24 +164,24 @@ pub(crate) async fn graph_pull_creates_updates_and_removes(t: TestTable) {
 pub(crate) async fn graph_users_match_existing_users_by_email(t: TestTable) {
     let p = connected(t).await;
     let body = json!({ "emails": [{ "type": "work", "value": "ADA@contoso.com", "primary": true }] });
-    let pushed = p.dir.create(&p.tenant, Kind::User, user_with("ada.old@contoso.com", body), &[]).await;
+    let pushed = p.roster.create(&p.tenant, Kind::User, user_with("ada.old@contoso.com", body), &[]).await;
     let pushed = pushed.unwrap_or_else(|e| panic!("{e}"));
-    let own = new_user(&p.dir, &p.tenant, "own@contoso.com").await;
+    let own = new_user(&p.roster, &p.tenant, "own@contoso.com").await;
     p.fake.put_user(graph_user("g-ada", "Ada", "Lovelace", "ada@contoso.com", "Oslo", "Manager"));
 
     let run = p.run(Request::default()).await;
     assert_eq!((run.counts.created, run.counts.updated), (0, 1), "{run:?}");
-    let ada = p.dir.get(&p.tenant.id, Kind::User, &pushed.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let ada = p.roster.get(&p.tenant.id, Kind::User, &pushed.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ada.resource["userName"], json!("ada.old@contoso.com"), "the application's own userName is kept");
     assert_eq!(ada.resource["name"], json!({ "givenName": "Ada", "familyName": "Lovelace" }));
     assert_eq!(ada.resource["emails"], json!([{ "value": "ada@contoso.com", "type": "work", "primary": true }]));
     assert_eq!(placement(&ada), json!({ "unit": "Oslo", "userTypes": ["Manager"] }));
     assert!(p.scim_user("ada@contoso.com").await.is_none(), "linked, not duplicated");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(2));
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(2));
 
     let full = p.run(Request { full: true, allow_deletions: false }).await;
     assert_eq!((full.result.as_str(), full.counts.deleted), ("ok", 0), "{full:?}");
-    assert!(p.dir.get(&p.tenant.id, Kind::User, &own.id).await.is_ok(), "a user not from Graph is never deleted");
+    assert!(p.roster.get(&p.tenant.id, Kind::User, &own.id).await.is_ok(), "a user not from Graph is never deleted");
 }
 
 /// GIVEN throttling (429 with Retry-After, 503), a request that times out,
@@ -226,16 +226,16 @@ pub(crate) async fn graph_deletion_guard_holds_mass_deletions(t: TestTable) {
     let held = p.run(Request::default()).await;
     assert_eq!((held.result.as_str(), held.counts.deleted), ("held", 0), "{held:?}");
     assert!(held.error.as_deref().is_some_and(|e| e.contains("--allow-deletions")), "{held:?}");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(10));
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(10));
 
     let step = GraphPull { secrets: Arc::new(p.secrets.clone()), endpoints: p.endpoints.clone() };
-    let scheduled = job::run(&p.dir, &[&step], &|| false).await.unwrap_or_else(|e| panic!("{e}"));
+    let scheduled = job::run(&p.roster, &[&step], &|| false).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(scheduled.failures.len(), 1, "held is reported (and alarms): {scheduled:?}");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(10), "still nothing deleted");
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(10), "still nothing deleted");
 
     let confirmed = p.run(Request { full: true, allow_deletions: true }).await;
     assert_eq!((confirmed.result.as_str(), confirmed.counts.deleted), ("ok", 10), "{confirmed:?}");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(0));
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(0));
 }
 
 /// GIVEN 30 users served 10 a page WHEN a run's budget ends after its
@@ -256,12 +256,12 @@ pub(crate) async fn a_graph_pull_cut_off_resumes_at_its_next_link(t: TestTable) 
     p.fake.set_page_size(10);
     let asked = AtomicUsize::new(0);
     let one_page = || asked.fetch_add(1, Ordering::SeqCst) >= 1;
-    let cut = sync::pull(&p.dir, &p.secrets, &p.endpoints, &p.tenant, Request::default(), &one_page).await;
+    let cut = sync::pull(&p.roster, &p.secrets, &p.endpoints, &p.tenant, Request::default(), &one_page).await;
     let cut = cut.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("enabled"));
     assert_eq!((cut.result.as_str(), cut.counts.created), ("in_progress", 10), "{cut:?}");
     let rest = p.run(Request::default()).await;
     assert_eq!((rest.result.as_str(), rest.counts.created, rest.counts.pages), ("ok", 30, 3), "{rest:?}");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(30));
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(30));
     assert_eq!(p.fake.selects().len(), 1, "one round, resumed");
 }
 
@@ -291,7 +291,7 @@ async fn graph_refused_credentials_say_what_to_fix() {
     p.fake.refuse_tokens_with(None);
     p.fake.grant_roles(&["User.Read.All"]);
     assert_eq!(p.run(Request::default()).await.counts.created, 1, "works once fixed");
-    let status = state::state(&p.dir, &p.tenant.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = state::state(&p.roster, &p.tenant.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!serde_json::to_string(&status).unwrap_or_default().contains(SECRET), "nor in the stored state");
 }
 
@@ -317,7 +317,7 @@ pub(crate) async fn what_disappears_in_azure_disappears_here(t: TestTable) {
     let why = |m: &std::collections::BTreeMap<String, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>();
     assert_eq!(why(&run.counts.without_unit), vec![("department names no known unit".to_string(), 1)]);
     assert_eq!(why(&run.counts.without_user_types), vec![("jobTitle names no known user type".to_string(), 1)]);
-    let ola = p.dir.get(&p.tenant.id, Kind::User, &ola.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let ola = p.roster.get(&p.tenant.id, Kind::User, &ola.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(placement(&ola), Value::Null, "no unit and no user types: {:?}", ola.resource);
     assert!(ola.resource.get("emails").is_none(), "the cleared mail is gone: {:?}", ola.resource);
     // A full round agrees: nothing to repair.
@@ -326,7 +326,7 @@ pub(crate) async fn what_disappears_in_azure_disappears_here(t: TestTable) {
 
     p.fake.put_user(graph_user("g-ola", "Ola", "Nordmann", "ola@contoso.com", "Aarhus", "Nurse"));
     p.run(Request::default()).await;
-    let ola = p.dir.get(&p.tenant.id, Kind::User, &ola.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let ola = p.roster.get(&p.tenant.id, Kind::User, &ola.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(placement(&ola), json!({ "unit": "Aarhus", "userTypes": ["Nurse"] }));
     assert_eq!(ola.resource["emails"], json!([{ "value": "ola@contoso.com", "type": "work", "primary": true }]));
 }
@@ -342,7 +342,7 @@ pub(crate) async fn partial_delta_objects_change_only_what_they_carry(t: TestTab
     p.fake.put_user(graph_user("g-kari", "Kari", "Nordmann", "kari@contoso.com", "Oslo", "Manager"));
     p.run(Request::default()).await;
     let id = p.scim_user("kari@contoso.com").await.unwrap_or_else(|| panic!("pulled")).id;
-    let kari = || async { p.dir.get(&p.tenant.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}")) };
+    let kari = || async { p.roster.get(&p.tenant.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}")) };
 
     p.fake.change_user("g-kari", json!({ "jobTitle": "Nurse,Manager" }));
     let run = p.run(Request::default()).await;
@@ -376,11 +376,11 @@ pub(crate) async fn a_changed_mapping_maps_every_user_anew(t: TestTable) {
     let liv = p.scim_user("liv@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
     assert_eq!(placement(&liv)["unit"], json!("Oslo"));
 
-    let same = state::connection(&p.dir, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
-    let again = sync::connect(&p.dir, &p.tenant, &same).await.unwrap_or_else(|e| panic!("{e}"));
+    let same = state::connection(&p.roster, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
+    let again = sync::connect(&p.roster, &p.tenant, &same).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!again.remapped, "nothing changed");
     let by_city = Connection { mapping: Mapping { unit_field: SourceField::City, ..mapping() }, ..same };
-    assert!(sync::connect(&p.dir, &p.tenant, &by_city).await.unwrap_or_else(|e| panic!("{e}")).remapped);
+    assert!(sync::connect(&p.roster, &p.tenant, &by_city).await.unwrap_or_else(|e| panic!("{e}")).remapped);
     let run = p.run(Request::default()).await;
     assert_eq!((run.result.as_str(), run.counts.updated), ("ok", 1), "{run:?}");
     assert!(
@@ -388,7 +388,7 @@ pub(crate) async fn a_changed_mapping_maps_every_user_anew(t: TestTable) {
         "{:?}",
         p.fake.selects()
     );
-    let liv = p.dir.get(&p.tenant.id, Kind::User, &liv.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let liv = p.roster.get(&p.tenant.id, Kind::User, &liv.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(placement(&liv), json!({ "unit": "Aarhus", "userTypes": ["Nurse"] }));
 }
 
@@ -417,11 +417,11 @@ pub(crate) async fn held_deletions_hold_only_deletions(t: TestTable) {
     p.fake.put_user(graph_user("g10", "Ny", "Ansatt", "ny@contoso.com", "Oslo", "Nurse"));
     let later = p.run(Request::default()).await;
     assert_eq!((later.result.as_str(), later.counts.created, later.counts.deleted), ("held", 1, 0), "{later:?}");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(11));
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(11));
 
     let confirmed = p.run(Request { full: true, allow_deletions: true }).await;
     assert_eq!((confirmed.result.as_str(), confirmed.counts.deleted), ("ok", 6), "{confirmed:?}");
-    assert_eq!(p.dir.count(&p.tenant.id, Kind::User).await.ok(), Some(5));
+    assert_eq!(p.roster.count(&p.tenant.id, Kind::User).await.ok(), Some(5));
 }
 
 /// GIVEN a pulled user in a group WHEN Azure deletes it and then restores
@@ -436,7 +436,7 @@ pub(crate) async fn a_user_restored_in_azure_is_restored_here(t: TestTable) {
     p.fake.put_user(graph_user("g-eva", "Eva", "Lund", "eva@contoso.com", "Oslo", "Nurse"));
     p.run(Request::default()).await;
     let eva = p.scim_user("eva@contoso.com").await.unwrap_or_else(|| panic!("pulled"));
-    let team = new_group(&p.dir, &p.tenant, "Team", &[&eva]).await;
+    let team = new_group(&p.roster, &p.tenant, "Team", &[&eva]).await;
     p.fake.remove_user("g-eva");
     let gone = p.run(Request::default()).await;
     assert_eq!(gone.counts.deleted, 1, "{gone:?}");
@@ -449,7 +449,7 @@ pub(crate) async fn a_user_restored_in_azure_is_restored_here(t: TestTable) {
     assert_eq!(again.id, eva.id, "the same user, with its history");
     assert_eq!(again.resource["active"], json!(true));
     assert!(again.version > eva.version);
-    assert_eq!(member_ids(&p.dir, &p.tenant, &team.id).await, BTreeSet::from([eva.id.clone()]));
+    assert_eq!(member_ids(&p.roster, &p.tenant, &team.id).await, BTreeSet::from([eva.id.clone()]));
 }
 
 /// GIVEN two application users sharing a work email, and a tenant that
@@ -461,24 +461,24 @@ pub(crate) async fn a_user_restored_in_azure_is_restored_here(t: TestTable) {
 pub(crate) async fn a_pulling_tenant_never_has_two_users_with_one_work_email(t: TestTable) {
     let p = connected(t).await;
     let work = |email: &str| json!({ "emails": [{ "type": "work", "value": email }] });
-    let a = p.dir.create(&p.tenant, Kind::User, user_with("a@x.io", work("shared@x.io")), &[]).await;
-    let b = p.dir.create(&p.tenant, Kind::User, user_with("b@x.io", work("SHARED@x.io")), &[]).await;
+    let a = p.roster.create(&p.tenant, Kind::User, user_with("a@x.io", work("shared@x.io")), &[]).await;
+    let b = p.roster.create(&p.tenant, Kind::User, user_with("b@x.io", work("SHARED@x.io")), &[]).await;
     assert!(a.is_ok() && b.is_ok(), "before connecting, work emails are not unique");
     let connection =
-        state::connection(&p.dir, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
-    let done = sync::connect(&p.dir, &p.tenant, &connection).await.unwrap_or_else(|e| panic!("{e}"));
+        state::connection(&p.roster, &p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("connected"));
+    let done = sync::connect(&p.roster, &p.tenant, &connection).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(done.unique_work_emails);
     assert_eq!(done.shared_work_emails.len(), 1, "the second of the pair is reported: {done:?}");
-    let tenant = p.dir.tenant(&p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("tenant"));
+    let tenant = p.roster.tenant(&p.tenant.id).await.ok().flatten().unwrap_or_else(|| panic!("tenant"));
     assert!(tenant.settings.unique_work_emails);
 
     p.fake.put_user(graph_user("g-ola", "Ola", "Nordmann", "ola@contoso.com", "Oslo", "Nurse"));
     // The scheduled job reads the tenant as it is now.
     let step = GraphPull { secrets: Arc::new(p.secrets.clone()), endpoints: p.endpoints.clone() };
-    let run = job::run(&p.dir, &[&step], &|| false).await.unwrap_or_else(|e| panic!("{e}"));
+    let run = job::run(&p.roster, &[&step], &|| false).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(run.failures.is_empty(), "{run:?}");
     assert!(p.scim_user("ola@contoso.com").await.is_some(), "pulled");
-    let late = p.dir.create(&tenant, Kind::User, user_with("ola.app@x.io", work("OLA@contoso.com")), &[]).await;
+    let late = p.roster.create(&tenant, Kind::User, user_with("ola.app@x.io", work("OLA@contoso.com")), &[]).await;
     let e = late.map_err(scim).err().unwrap_or_else(|| panic!("a second user with the pulled user's email"));
     assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)), "{}", e.detail);
 }
@@ -498,13 +498,13 @@ pub(crate) async fn user_types_belong_to_a_unit(t: TestTable) {
     assert_eq!(why, vec!["user types need a unit, and no unit matched"], "{run:?}");
 
     let others = json!([{ "unit": "Aarhus", "userTypes": ["Manager"] }]);
-    p.dir.set_other_units(&p.tenant, &ida.id, others.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    p.roster.set_other_units(&p.tenant, &ida.id, others.clone()).await.unwrap_or_else(|e| panic!("{e}"));
     p.fake.put_user(graph_user("g-ida", "Ida", "Moe", "ida@contoso.com", "Oslo", "Nurse"));
     p.run(Request::default()).await;
-    let ida = p.dir.get(&p.tenant.id, Kind::User, &ida.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let ida = p.roster.get(&p.tenant.id, Kind::User, &ida.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(placement(&ida), json!({ "unit": "Oslo", "userTypes": ["Nurse"], "otherUnits": others }));
     p.fake.put_user(graph_user("g-ida", "Ida", "Moe", "ida@contoso.com", "HR", "Intern"));
     p.run(Request::default()).await;
-    let ida = p.dir.get(&p.tenant.id, Kind::User, &ida.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let ida = p.roster.get(&p.tenant.id, Kind::User, &ida.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(placement(&ida), json!({ "otherUnits": others }), "the pull's membership goes, the application's stay");
 }

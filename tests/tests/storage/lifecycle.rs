@@ -11,7 +11,7 @@ use lockstep_core::model;
 use lockstep_core::{Retirement, TenantId};
 
 use super::*;
-use crate::directory::Interfering;
+use crate::roster::Interfering;
 
 const DAY: i64 = 86_400;
 /// 2026-01-01T00:00:00Z.
@@ -21,17 +21,17 @@ fn at_start() -> Arc<ManualClock> {
     Arc::new(ManualClock::at(START))
 }
 
-fn directory_on(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Directory {
+fn directory_on(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Roster {
     let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    Directory::new(table, clock, key, Limits::default())
+    Roster::new(table, clock, key, Limits::default())
 }
 
 fn never() -> impl Fn() -> bool + Sync {
     || false
 }
 
-async fn user_names(dir: &Directory, t: &Tenant) -> Vec<String> {
-    let page = dir.search(&t.id, Kind::User, None, &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
+async fn user_names(roster: &Roster, t: &Tenant) -> Vec<String> {
+    let page = roster.search(&t.id, Kind::User, None, &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
     page.resources.iter().filter_map(|s| s.resource.get("userName")?.as_str().map(str::to_string)).collect()
 }
 
@@ -65,23 +65,23 @@ async fn traces_of_user(table: &Arc<dyn Table>, t: &TenantId, id: &str, user_nam
 /// is kept, and which groups it was in.
 pub(crate) async fn deleted_users_leave_scim_and_free_their_names(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "leaver@x.io").await;
-    let g = new_group(&dir, &acme, "Team", &[&u]).await;
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "leaver@x.io").await;
+    let g = new_group(&roster, &acme, "Team", &[&u]).await;
 
-    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
 
-    let gone = dir.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err();
+    let gone = roster.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err();
     assert_eq!(gone.map(|e| e.status), Some(404));
-    assert!(user_names(&dir, &acme).await.is_empty());
-    assert!(find(&dir, &acme, Kind::User, r#"userName eq "leaver@x.io""#).await.is_empty());
-    assert!(member_ids(&dir, &acme, &g.id).await.is_empty());
-    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(0));
-    let again = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    assert!(user_names(&roster, &acme).await.is_empty());
+    assert!(find(&roster, &acme, Kind::User, r#"userName eq "leaver@x.io""#).await.is_empty());
+    assert!(member_ids(&roster, &acme, &g.id).await.is_empty());
+    assert_eq!(roster.count(&acme.id, Kind::User).await.ok(), Some(0));
+    let again = roster.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
     assert_eq!(again.map(|e| e.status), Some(404), "a repeated DELETE is 404");
 
-    let retired = dir.retired_one(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let retired = roster.retired_one(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
     let retired = retired.unwrap_or_else(|| panic!("the deleted user is kept"));
     assert_eq!(retired.why, Retirement::Deleted);
     assert_eq!(retired.retired_at, "2026-01-01T00:00:00Z");
@@ -89,9 +89,9 @@ pub(crate) async fn deleted_users_leave_scim_and_free_their_names(t: TestTable) 
     assert_eq!(retired.groups, vec![g.id.clone()]);
     assert_eq!(retired.resource.get("userName"), Some(&json!("leaver@x.io")));
 
-    let anew = new_user(&dir, &acme, "leaver@x.io").await;
+    let anew = new_user(&roster, &acme, "leaver@x.io").await;
     assert_ne!(anew.id, u.id);
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "leaver@x.io""#).await, vec![anew.id]);
+    assert_eq!(find(&roster, &acme, Kind::User, r#"userName eq "leaver@x.io""#).await, vec![anew.id]);
 }
 
 /// GIVEN a deleted user WHEN an operator restores it THEN it is back with
@@ -100,31 +100,31 @@ pub(crate) async fn deleted_users_leave_scim_and_free_their_names(t: TestTable) 
 /// refused, says so, and changes nothing.
 pub(crate) async fn restore_brings_a_user_back_or_says_why_not(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "back@x.io").await;
-    let g = new_group(&dir, &acme, "Team", &[&u]).await;
-    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "back@x.io").await;
+    let g = new_group(&roster, &acme, "Team", &[&u]).await;
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     clock.advance(DAY);
 
-    let back = dir.restore_user(&acme, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let back = roster.restore_user(&acme, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back.id, u.id);
     assert_eq!(back.resource.get("active"), Some(&json!(false)));
     assert!(back.version > u.version, "ETags never repeat");
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]));
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "back@x.io""#).await, vec![u.id.clone()]);
-    assert_eq!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok(), Some(None));
-    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(1));
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([u.id.clone()]));
+    assert_eq!(find(&roster, &acme, Kind::User, r#"userName eq "back@x.io""#).await, vec![u.id.clone()]);
+    assert_eq!(roster.retired_one(&acme.id, Kind::User, &u.id).await.ok(), Some(None));
+    assert_eq!(roster.count(&acme.id, Kind::User).await.ok(), Some(1));
 
-    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
-    let taker = new_user(&dir, &acme, "BACK@x.io").await;
-    let refused = dir.restore_user(&acme, &u.id).await.map_err(scim).err();
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let taker = new_user(&roster, &acme, "BACK@x.io").await;
+    let refused = roster.restore_user(&acme, &u.id).await.map_err(scim).err();
     let refused = refused.unwrap_or_else(|| panic!("a restore onto a taken userName is refused"));
     assert_eq!((refused.status, refused.scim_type), (409, Some(ScimType::Uniqueness)));
     assert!(refused.detail.contains("cannot be restored") && refused.detail.contains("userName"), "{}", refused.detail);
-    assert!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some(), "still kept");
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "back@x.io""#).await, vec![taker.id]);
-    let unknown = dir.restore_user(&acme, "no-such-id").await.map_err(scim).err();
+    assert!(roster.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some(), "still kept");
+    assert_eq!(find(&roster, &acme, Kind::User, r#"userName eq "back@x.io""#).await, vec![taker.id]);
+    let unknown = roster.restore_user(&acme, "no-such-id").await.map_err(scim).err();
     assert_eq!(unknown.map(|e| e.status), Some(404));
 }
 
@@ -133,34 +133,34 @@ pub(crate) async fn restore_brings_a_user_back_or_says_why_not(t: TestTable) {
 /// before, and after not one of its items is left.
 pub(crate) async fn purge_after_retention_leaves_nothing(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
     let settings = TenantSettings { retention_days: 30, ..TenantSettings::default() };
-    let acme = tenant_with(&dir, "acme", settings).await;
-    let u = new_user(&dir, &acme, "purged@x.io").await;
+    let acme = tenant_with(&roster, "acme", settings).await;
+    let u = new_user(&roster, &acme, "purged@x.io").await;
     let mut groups = Vec::new();
     for name in ["One", "Two", "Three"] {
-        groups.push(new_group(&dir, &acme, name, &[&u]).await.id);
+        groups.push(new_group(&roster, &acme, name, &[&u]).await.id);
     }
     let group_ids: Vec<&str> = groups.iter().map(String::as_str).collect();
     let before = traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await;
     assert_eq!(before, 1 + 1 + 3 + 3, "the user, its userName entry, 3 memberships both ways");
 
-    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     let kept = traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await;
     assert_eq!(kept, 2, "the kept record, and its entry in the purge index");
 
     clock.advance(29 * DAY);
-    let early = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let early = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((early.purged_users, early.complete), (0, true));
-    assert!(dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some());
+    assert!(roster.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten().is_some());
 
     clock.advance(DAY + 1);
-    let due = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let due = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((due.purged_users, due.failures.len(), due.complete), (1, 0, true));
     assert_eq!(traces_of_user(&t.table, &acme.id, &u.id, "purged@x.io", &group_ids).await, 0);
-    let restore = dir.restore_user(&acme, &u.id).await.map_err(scim).err();
+    let restore = roster.restore_user(&acme, &u.id).await.map_err(scim).err();
     assert_eq!(restore.map(|e| e.status), Some(404), "purged for good");
-    let again = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.purged_users, 0, "idempotent");
 }
 
@@ -171,53 +171,53 @@ pub(crate) async fn purge_after_retention_leaves_nothing(t: TestTable) {
 /// is never purged, and the operator may delete it for good.
 pub(crate) async fn kept_and_unlinked_groups(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
     let settings = TenantSettings { keep_groups_deleted_by_directory: true, ..TenantSettings::default() };
-    let acme = tenant_with(&dir, "acme", settings).await;
-    let u = new_user(&dir, &acme, "member@x.io").await;
-    let kept = new_group(&dir, &acme, "Sales", &[&u]).await;
-    let unlinked = new_group(&dir, &acme, "Support", &[&u]).await;
+    let acme = tenant_with(&roster, "acme", settings).await;
+    let u = new_user(&roster, &acme, "member@x.io").await;
+    let kept = new_group(&roster, &acme, "Sales", &[&u]).await;
+    let unlinked = new_group(&roster, &acme, "Support", &[&u]).await;
 
-    dir.delete(&acme, Kind::Group, &kept.id, None).await.unwrap_or_else(|e| panic!("{e}"));
-    dir.unlink_group(&acme, &unlinked.id).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::Group, &kept.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.unlink_group(&acme, &unlinked.id).await.unwrap_or_else(|e| panic!("{e}"));
     for g in [&kept, &unlinked] {
-        let gone = dir.get(&acme.id, Kind::Group, &g.id).await.map_err(scim).err();
+        let gone = roster.get(&acme.id, Kind::Group, &g.id).await.map_err(scim).err();
         assert_eq!(gone.map(|e| e.status), Some(404));
-        assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "kept with its members");
+        assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "kept with its members");
     }
-    assert!(dir.groups_of(&acme.id, &u.id).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
-    assert!(find(&dir, &acme, Kind::Group, &format!(r#"members[value eq "{}"]"#, u.id)).await.is_empty());
-    let fresh = new_group(&dir, &acme, "Sales", &[]).await;
+    assert!(roster.groups_of(&acme.id, &u.id).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    assert!(find(&roster, &acme, Kind::Group, &format!(r#"members[value eq "{}"]"#, u.id)).await.is_empty());
+    let fresh = new_group(&roster, &acme, "Sales", &[]).await;
     assert_ne!(fresh.id, kept.id, "a later push creates a new group, never re-links");
 
     let why = |g: &Stored| {
-        let dir = &dir;
+        let roster = &roster;
         let id = g.id.clone();
         let tenant = acme.id.clone();
-        async move { dir.retired_one(&tenant, Kind::Group, &id).await.ok().flatten().map(|r| (r.why, r.purge_after)) }
+        async move { roster.retired_one(&tenant, Kind::Group, &id).await.ok().flatten().map(|r| (r.why, r.purge_after)) }
     };
     assert_eq!(why(&kept).await, Some((Retirement::Deleted, Some("2026-04-01T00:00:00Z".into()))));
     assert_eq!(why(&unlinked).await, Some((Retirement::Unlinked, None)));
 
     clock.advance(1000 * DAY);
-    let run = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let run = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((run.purged_groups, run.purged_users, run.failures.len()), (1, 0, 0), "{run:?}");
     assert_eq!(why(&kept).await, None, "the kept group is purged after retention");
-    assert!(member_ids(&dir, &acme, &kept.id).await.is_empty());
+    assert!(member_ids(&roster, &acme, &kept.id).await.is_empty());
     assert_eq!(why(&unlinked).await.map(|w| w.0), Some(Retirement::Unlinked), "an unlinked group stays");
 
-    dir.delete_retired_group(&acme.id, &unlinked.id).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete_retired_group(&acme.id, &unlinked.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(why(&unlinked).await, None);
-    assert!(member_ids(&dir, &acme, &unlinked.id).await.is_empty());
-    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]), "no membership left either way");
+    assert!(member_ids(&roster, &acme, &unlinked.id).await.is_empty());
+    assert_eq!(roster.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]), "no membership left either way");
 
     // Without the setting, a deleted group is gone with its memberships.
-    let plain = tenant(&dir, "plain").await;
-    let v = new_user(&dir, &plain, "v@x.io").await;
-    let g = new_group(&dir, &plain, "Gone", &[&v]).await;
-    dir.delete(&plain, Kind::Group, &g.id, None).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(dir.retired_one(&plain.id, Kind::Group, &g.id).await.ok(), Some(None));
-    assert!(member_ids(&dir, &plain, &g.id).await.is_empty());
+    let plain = tenant(&roster, "plain").await;
+    let v = new_user(&roster, &plain, "v@x.io").await;
+    let g = new_group(&roster, &plain, "Gone", &[&v]).await;
+    roster.delete(&plain, Kind::Group, &g.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(roster.retired_one(&plain.id, Kind::Group, &g.id).await.ok(), Some(None));
+    assert!(member_ids(&roster, &plain, &g.id).await.is_empty());
 }
 
 /// GIVEN a tenant whose deactivation soft-deletes WHEN the directory sets
@@ -225,18 +225,18 @@ pub(crate) async fn kept_and_unlinked_groups(t: TestTable) {
 /// on it is not found and its userName is free.
 pub(crate) async fn soft_delete_deactivation(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
     let settings = TenantSettings { deactivation: Deactivation::SoftDelete, ..TenantSettings::default() };
-    let acme = tenant_with(&dir, "acme", settings).await;
-    let u = new_user(&dir, &acme, "quits@x.io").await;
+    let acme = tenant_with(&roster, "acme", settings).await;
+    let u = new_user(&roster, &acme, "quits@x.io").await;
     let off = patch(json!({ "Operations": [{ "op": "replace", "value": { "active": false } }] }));
-    let answer = dir.patch(&acme, Kind::User, &u.id, &off, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let answer = roster.patch(&acme, Kind::User, &u.id, &off, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(answer.resource.get("active"), Some(&json!(false)));
-    let gone = dir.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err();
+    let gone = roster.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err();
     assert_eq!(gone.map(|e| e.status), Some(404));
-    let retired = dir.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten();
+    let retired = roster.retired_one(&acme.id, Kind::User, &u.id).await.ok().flatten();
     assert_eq!(retired.map(|r| r.why), Some(Retirement::Deactivated));
-    let comes_back = new_user(&dir, &acme, "quits@x.io").await;
+    let comes_back = new_user(&roster, &acme, "quits@x.io").await;
     assert_ne!(comes_back.id, u.id, "created anew on reactivation");
 }
 
@@ -246,33 +246,33 @@ pub(crate) async fn soft_delete_deactivation(t: TestTable) {
 pub(crate) async fn the_job_sweeps_a_half_failed_delete(t: TestTable) {
     let clock = at_start();
     let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
-    let dir = directory_on(table.clone(), clock.clone());
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "half@x.io").await;
-    let g = new_group(&dir, &acme, "Half", &[&u]).await;
+    let roster = directory_on(table.clone(), clock.clone());
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "half@x.io").await;
+    let g = new_group(&roster, &acme, "Half", &[&u]).await;
     Interfering::set(&table.fail_query_of, (model::member_of_pk("acme", &u.id), 1));
-    let failed = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    let failed = roster.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
     assert_eq!(failed.map(|e| e.status), Some(500));
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind");
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind");
     // What a representation of the group shows leaves the deleted user out
     // already: a marker stands for its unfinished delete.
-    let shown = dir.members_up_to(&acme.id, &g.id, 100).await.unwrap_or_else(|e| panic!("{e}"));
+    let shown = roster.members_up_to(&acme.id, &g.id, 100).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(shown.map(|m| m.len()), Some(0), "a member whose delete is unfinished is not shown");
 
-    let soon = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let soon = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(soon.swept, 0, "a cleanup younger than the grace period may still be running");
     clock.advance(job::SWEEP_GRACE_SECS + 1);
-    let later = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let later = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(later.swept, 1);
-    assert!(member_ids(&dir, &acme, &g.id).await.is_empty());
-    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
+    assert!(member_ids(&roster, &acme, &g.id).await.is_empty());
+    assert_eq!(roster.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
     assert_eq!(t.table.get(&model::sweep("acme", Kind::User, &u.id)).await.ok(), Some(None));
 }
 
-async fn delete_users(dir: &Directory, t: &Tenant, n: usize) {
+async fn delete_users(roster: &Roster, t: &Tenant, n: usize) {
     for i in 0..n {
-        let u = new_user(dir, t, &format!("u{i}@{}.io", t.id)).await;
-        dir.delete(t, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+        let u = new_user(roster, t, &format!("u{i}@{}.io", t.id)).await;
+        roster.delete(t, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -280,14 +280,14 @@ async fn delete_users(dir: &Directory, t: &Tenant, n: usize) {
 /// is purged once, by one run, and nothing is left.
 pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
     let clock = at_start();
-    let dir = Arc::new(directory_on(Arc::clone(&t.table), clock.clone()));
-    let acme = tenant(&dir, "acme").await;
-    delete_users(&dir, &acme, 30).await;
+    let roster = Arc::new(directory_on(Arc::clone(&t.table), clock.clone()));
+    let acme = tenant(&roster, "acme").await;
+    delete_users(&roster, &acme, 30).await;
     clock.advance(91 * DAY);
     let runs: Vec<_> = (0..2)
         .map(|_| {
-            let dir = Arc::clone(&dir);
-            tokio::spawn(async move { job::run(&dir, &[], &|| false).await })
+            let roster = Arc::clone(&roster);
+            tokio::spawn(async move { job::run(&roster, &[], &|| false).await })
         })
         .collect();
     let mut purged = 0;
@@ -297,7 +297,7 @@ pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
         purged += report.purged_users;
     }
     assert_eq!(purged, 30);
-    assert!(dir.retired(&acme.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    assert!(roster.retired(&acme.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
 }
 
 /// GIVEN two tenants with 10 users each due for purge WHEN a run's time
@@ -305,23 +305,23 @@ pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
 /// run resumes from its checkpoint and finishes: 20 purged in all.
 pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
-    let acme = tenant(&dir, "acme").await;
-    let zinc = tenant(&dir, "zinc").await;
-    delete_users(&dir, &acme, 10).await;
-    delete_users(&dir, &zinc, 10).await;
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&roster, "acme").await;
+    let zinc = tenant(&roster, "zinc").await;
+    delete_users(&roster, &acme, 10).await;
+    delete_users(&roster, &zinc, 10).await;
     clock.advance(91 * DAY);
 
     let asked = AtomicUsize::new(0);
     let budget_of_five = || asked.fetch_add(1, Ordering::SeqCst) >= 6;
-    let first = job::run(&dir, &[], &budget_of_five).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = job::run(&roster, &[], &budget_of_five).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!first.complete);
     assert!(first.purged_users > 0 && first.purged_users < 20, "{first:?}");
-    let second = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let second = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(second.complete);
     assert_eq!(first.purged_users + second.purged_users, 20);
     for t in [&acme, &zinc] {
-        assert!(dir.retired(&t.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+        assert!(roster.retired(&t.id, Kind::User).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
     }
 }
 
@@ -332,29 +332,29 @@ pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
 pub(crate) async fn a_purge_removes_references_to_the_purged_user(t: TestTable) {
     const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
-    let acme = tenant(&dir, "acme").await;
-    let boss = new_user(&dir, &acme, "boss@x.io").await;
-    let other = new_user(&dir, &acme, "other@x.io").await;
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&roster, "acme").await;
+    let boss = new_user(&roster, &acme, "boss@x.io").await;
+    let other = new_user(&roster, &acme, "other@x.io").await;
     let mut reports = Vec::new();
     for (name, manager) in [("r1@x.io", &boss), ("r2@x.io", &boss), ("r3@x.io", &other)] {
         let body = json!({ "userName": name, ENTERPRISE: { "manager": { "value": manager.id }, "department": "Ops" } });
         let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
-        reports.push(dir.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}")));
+        reports.push(roster.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}")));
     }
     let manager_of = |id: String| {
-        let dir = &dir;
+        let roster = &roster;
         let acme = &acme;
         async move {
-            let u = dir.get(&acme.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}"));
+            let u = roster.get(&acme.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}"));
             (u.resource[ENTERPRISE].get("manager").cloned(), u.version, u.resource[ENTERPRISE]["department"].clone())
         }
     };
-    dir.delete(&acme, Kind::User, &boss.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::User, &boss.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(manager_of(reports[0].id.clone()).await.0, Some(json!({ "value": boss.id })), "kept while restorable");
 
     clock.advance(91 * DAY);
-    let run = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let run = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run.purged_users, 1);
     for r in &reports[..2] {
         let (manager, version, department) = manager_of(r.id.clone()).await;
@@ -371,8 +371,8 @@ pub(crate) async fn a_purge_removes_references_to_the_purged_user(t: TestTable) 
 /// reopen.
 pub(crate) async fn purged_users_leave_nothing_in_the_store_file(t: TestTable) {
     let clock = at_start();
-    let dir = directory_on(Arc::clone(&t.table), clock.clone());
-    let acme = tenant(&dir, "acme").await;
+    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let acme = tenant(&roster, "acme").await;
     let marker = "Zq7marker";
     let body = json!({
         "userName": format!("{marker}@x.io"),
@@ -384,18 +384,18 @@ pub(crate) async fn purged_users_leave_nothing_in_the_store_file(t: TestTable) {
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { "employeeNumber": format!("{marker}-77") },
     });
     let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
-    let u = dir.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
-    let g = new_group(&dir, &acme, "Team", &[&u]).await;
+    let u = roster.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let g = new_group(&roster, &acme, "Team", &[&u]).await;
     for i in 0..20 {
-        new_user(&dir, &acme, &format!("filler{i}@x.io")).await;
+        new_user(&roster, &acme, &format!("filler{i}@x.io")).await;
     }
-    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     clock.advance(91 * DAY);
-    let run = job::run(&dir, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    let run = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run.purged_users, 1);
     assert_eq!(traces_of_user(&t.table, &acme.id, &u.id, &format!("{marker}@x.io"), &[&g.id]).await, 0);
     for i in 0..5 {
-        new_user(&dir, &acme, &format!("after{i}@x.io")).await;
+        new_user(&roster, &acme, &format!("after{i}@x.io")).await;
     }
     if let Some(file) = t.store_file() {
         let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
@@ -408,7 +408,7 @@ pub(crate) async fn purged_users_leave_nothing_in_the_store_file(t: TestTable) {
         std::fs::copy(&file, copy.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
         let reopened =
             lockstep_embedded::EmbeddedTable::open(&copy.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
-        let dir = directory_on(Arc::new(reopened), clock);
-        assert_eq!(user_names(&dir, &acme).await.len(), 25, "every live user survives the rewrite and a reopen");
+        let roster = directory_on(Arc::new(reopened), clock);
+        assert_eq!(user_names(&roster, &acme).await.len(), 25, "every live user survives the rewrite and a reopen");
     }
 }

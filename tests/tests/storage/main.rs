@@ -10,10 +10,10 @@
 //! - `graph`: the Microsoft Graph pull against a fake Graph over HTTP;
 //! - `token_sets`: tenant token sets in files and in Secrets Manager.
 
-mod directory;
 mod graph;
 mod lifecycle;
 mod port;
+mod roster;
 mod token_sets;
 
 use std::collections::BTreeSet;
@@ -26,7 +26,7 @@ use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::{Cond, Index, Item, Key, Page, Query, SortKey, StoreError, Table, Write};
 use lockstep_core::tenant::Deactivation;
 use lockstep_core::tokens::{self, Revision, TokenSet, TokenStore};
-use lockstep_core::{Directory, Kind, Limits, Stored, Tenant, TenantId, TenantSettings};
+use lockstep_core::{Kind, Limits, Roster, Stored, Tenant, TenantId, TenantSettings};
 use lockstep_embedded::FileTokens;
 use lockstep_tests::{Adapter, TestTable, fresh_table};
 use scim_protocol::filter::Filter;
@@ -37,22 +37,22 @@ use serde_json::{Value, json};
 
 // -- fixtures ----------------------------------------------------------------
 
-fn directory(table: Arc<dyn Table>) -> Directory {
+fn roster_on(table: Arc<dyn Table>) -> Roster {
     directory_with(table, Limits::default())
 }
 
-fn directory_with(table: Arc<dyn Table>, limits: Limits) -> Directory {
+fn directory_with(table: Arc<dyn Table>, limits: Limits) -> Roster {
     let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-    Directory::new(table, Arc::new(SystemClock), key, limits)
+    Roster::new(table, Arc::new(SystemClock), key, limits)
 }
 
-async fn tenant(dir: &Directory, id: &str) -> Tenant {
-    tenant_with(dir, id, TenantSettings::default()).await
+async fn tenant(roster: &Roster, id: &str) -> Tenant {
+    tenant_with(roster, id, TenantSettings::default()).await
 }
 
-async fn tenant_with(dir: &Directory, id: &str, settings: TenantSettings) -> Tenant {
+async fn tenant_with(roster: &Roster, id: &str, settings: TenantSettings) -> Tenant {
     let id = TenantId::parse(id).unwrap_or_else(|e| panic!("{e}"));
-    dir.create_tenant(&id, "Test tenant", settings).await.unwrap_or_else(|e| panic!("{e}"))
+    roster.create_tenant(&id, "Test tenant", settings).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn user_attrs(user_name: &str) -> Object {
@@ -63,13 +63,13 @@ fn group_attrs(name: &str) -> Object {
     parse_resource(group(), &json!({ "displayName": name })).unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn new_user(dir: &Directory, t: &Tenant, user_name: &str) -> Stored {
-    dir.create(t, Kind::User, user_attrs(user_name), &[]).await.unwrap_or_else(|e| panic!("create {user_name}: {e}"))
+async fn new_user(roster: &Roster, t: &Tenant, user_name: &str) -> Stored {
+    roster.create(t, Kind::User, user_attrs(user_name), &[]).await.unwrap_or_else(|e| panic!("create {user_name}: {e}"))
 }
 
-async fn new_group(dir: &Directory, t: &Tenant, name: &str, members: &[&Stored]) -> Stored {
+async fn new_group(roster: &Roster, t: &Tenant, name: &str, members: &[&Stored]) -> Stored {
     let refs: Vec<MemberRef> = members.iter().map(|m| MemberRef { value: m.id.clone(), kind: None }).collect();
-    dir.create(t, Kind::Group, group_attrs(name), &refs).await.unwrap_or_else(|e| panic!("create group {name}: {e}"))
+    roster.create(t, Kind::Group, group_attrs(name), &refs).await.unwrap_or_else(|e| panic!("create group {name}: {e}"))
 }
 
 fn scim(e: lockstep_core::Error) -> ScimError {
@@ -84,16 +84,16 @@ fn index(start_index: u64, count: u64) -> Paging {
     Paging::Index { start_index, count: Some(count) }
 }
 
-async fn find(dir: &Directory, t: &Tenant, kind: Kind, text: &str) -> Vec<String> {
-    let page = dir.search(&t.id, kind, Some(&filter(text)), &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
+async fn find(roster: &Roster, t: &Tenant, kind: Kind, text: &str) -> Vec<String> {
+    let page = roster.search(&t.id, kind, Some(&filter(text)), &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
     page.resources.into_iter().map(|s| s.id).collect()
 }
 
-async fn member_ids(dir: &Directory, t: &Tenant, group: &str) -> BTreeSet<String> {
+async fn member_ids(roster: &Roster, t: &Tenant, group: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut after = None;
     loop {
-        let (page, next) = dir.members(&t.id, group, after, 500).await.unwrap_or_else(|e| panic!("{e}"));
+        let (page, next) = roster.members(&t.id, group, after, 500).await.unwrap_or_else(|e| panic!("{e}"));
         out.extend(page.into_iter().map(|m| m.id));
         match next {
             Some(n) => after = Some(n),
@@ -135,30 +135,30 @@ conformance!(
     port::conditional_writes,
     port::transactions_are_all_or_nothing,
     port::key_range_queries_page,
-    directory::users_are_found_by_key,
-    directory::unique_user_name_and_external_id,
-    directory::concurrent_creates_one_winner,
-    directory::updates_move_claims_and_check_versions,
-    directory::tenant_policy_is_enforced,
-    directory::membership_both_ways,
-    directory::concurrent_member_adds_lose_nothing,
-    directory::memberships_never_outlive_a_concurrent_delete,
-    directory::a_retried_delete_finishes_the_cleanup,
-    directory::a_delete_of_the_wrong_kind_touches_nothing,
-    directory::concurrent_patches_are_serialised_not_refused,
-    directory::oversized_resources_are_refused_alike,
-    directory::external_id_uniqueness_by_policy,
-    directory::work_emails_are_indexed,
-    directory::reindex_brings_older_entries_in_line,
-    directory::member_add_cost_is_independent_of_group_size,
-    directory::operation_costs,
-    directory::index_paging,
-    directory::filters_and_cursors,
-    directory::tenants_are_isolated,
-    directory::group_names_by_policy,
-    directory::look_alike_user_names_are_one_name,
-    directory::the_directory_placement_is_owned_by_the_service,
-    directory::reindex_moves_entries_to_the_current_key_form,
+    roster::users_are_found_by_key,
+    roster::unique_user_name_and_external_id,
+    roster::concurrent_creates_one_winner,
+    roster::updates_move_claims_and_check_versions,
+    roster::tenant_policy_is_enforced,
+    roster::membership_both_ways,
+    roster::concurrent_member_adds_lose_nothing,
+    roster::memberships_never_outlive_a_concurrent_delete,
+    roster::a_retried_delete_finishes_the_cleanup,
+    roster::a_delete_of_the_wrong_kind_touches_nothing,
+    roster::concurrent_patches_are_serialised_not_refused,
+    roster::oversized_resources_are_refused_alike,
+    roster::external_id_uniqueness_by_policy,
+    roster::work_emails_are_indexed,
+    roster::reindex_brings_older_entries_in_line,
+    roster::member_add_cost_is_independent_of_group_size,
+    roster::operation_costs,
+    roster::index_paging,
+    roster::filters_and_cursors,
+    roster::tenants_are_isolated,
+    roster::group_names_by_policy,
+    roster::look_alike_user_names_are_one_name,
+    roster::the_directory_placement_is_owned_by_the_service,
+    roster::reindex_moves_entries_to_the_current_key_form,
     lifecycle::deleted_users_leave_scim_and_free_their_names,
     lifecycle::restore_brings_a_user_back_or_says_why_not,
     lifecycle::purge_after_retention_leaves_nothing,

@@ -43,8 +43,8 @@ async fn token_changes_are_never_lost(store: Arc<dyn TokenStore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn token_changes_are_never_lost_in_files() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    token_changes_are_never_lost(Arc::new(FileTokens::new(dir.path().join("tokens")))).await;
+    let roster = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    token_changes_are_never_lost(Arc::new(FileTokens::new(roster.path().join("tokens")))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

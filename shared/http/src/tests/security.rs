@@ -199,7 +199,7 @@ async fn locations_never_reflect_untrusted_forwarded_headers() {
     // Behind a trusted proxy its host is used; its scheme only if https.
     let trusted = {
         let mut app = App::new(
-            Directory::new(f.table.clone(), Arc::new(SystemClock), test_cursor_key(), Limits::default()),
+            Roster::new(f.table.clone(), Arc::new(SystemClock), test_cursor_key(), Limits::default()),
             Arc::new(FileTokens::new(f._dir.path().join("tokens"))),
             Arc::new(SystemClock),
             None,

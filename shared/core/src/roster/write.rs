@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::claims::{self, Claim, claims, stored_claims, text};
 use super::lifecycle::Retirement;
-use super::{Directory, Reindexed, Stored, not_found, resources_query, too_busy};
+use super::{Reindexed, Roster, Stored, not_found, resources_query, too_busy};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::retry;
@@ -25,7 +25,7 @@ use crate::tenant::{Deactivation, Tenant, TenantId};
 /// between tries (about a second in all), and only then answers 503.
 pub(super) const UPDATE_ATTEMPTS: u32 = 16;
 
-impl Directory {
+impl Roster {
     /// The item of a resource, refused when it would exceed
     /// [`Limits::max_resource_bytes`]: checked here, before any write, so
     /// both stores refuse the same resources with the same answer.
@@ -105,7 +105,7 @@ impl Directory {
         self.create_with(tenant, kind, attrs, members, |_| Vec::new()).await
     }
 
-    /// [`Directory::create`], with `extra(id)` written in the same
+    /// [`Roster::create`], with `extra(id)` written in the same
     /// transaction (a pulled user's link).
     pub(super) async fn create_with(
         &self,
@@ -216,7 +216,7 @@ impl Directory {
         self.update_telling(tenant, kind, id, if_match, change).await.map(|(stored, _)| stored)
     }
 
-    /// [`Directory::update`], also telling whether anything was written (a
+    /// [`Roster::update`], also telling whether anything was written (a
     /// change that changes nothing writes nothing).
     pub(super) async fn update_telling(
         &self,

@@ -8,33 +8,36 @@ use super::*;
 /// GIVEN a tenant WHEN a user is created THEN it is found by id, by userName
 /// in any case, by externalId, and counted.
 pub(crate) async fn users_are_found_by_key(t: TestTable) {
-    let dir = directory(t.table);
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(t.table);
+    let acme = tenant(&roster, "acme").await;
     let attrs = parse_resource(user(), &json!({ "userName": "Bjensen@Example.com", "externalId": "701984" }))
         .unwrap_or_else(|e| panic!("{e}"));
-    let created = dir.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let created = roster.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(created.version, 1);
     assert_eq!(created.resource["meta"]["version"], json!("W/\"1\""));
     assert_eq!(created.resource["meta"]["resourceType"], json!("User"));
-    let got = dir.get(&acme.id, Kind::User, &created.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = roster.get(&acme.id, Kind::User, &created.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(got, created);
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "bjensen@example.COM""#).await, vec![created.id.clone()]);
-    assert_eq!(find(&dir, &acme, Kind::User, r#"externalId eq "701984""#).await, vec![created.id.clone()]);
-    assert!(find(&dir, &acme, Kind::User, r#"externalId eq "701984 ""#).await.is_empty(), "externalId is caseExact");
-    assert_eq!(find(&dir, &acme, Kind::User, &format!(r#"id eq "{}""#, created.id)).await, vec![created.id.clone()]);
     assert_eq!(
-        find(&dir, &acme, Kind::User, r#"userName eq "bjensen@example.com" and active eq true"#).await,
+        find(&roster, &acme, Kind::User, r#"userName eq "bjensen@example.COM""#).await,
+        vec![created.id.clone()]
+    );
+    assert_eq!(find(&roster, &acme, Kind::User, r#"externalId eq "701984""#).await, vec![created.id.clone()]);
+    assert!(find(&roster, &acme, Kind::User, r#"externalId eq "701984 ""#).await.is_empty(), "externalId is caseExact");
+    assert_eq!(find(&roster, &acme, Kind::User, &format!(r#"id eq "{}""#, created.id)).await, vec![created.id.clone()]);
+    assert_eq!(
+        find(&roster, &acme, Kind::User, r#"userName eq "bjensen@example.com" and active eq true"#).await,
         Vec::<String>::new(),
         "the rest of an and-filter still applies (active was not set)"
     );
     // Entra's Test Connection: an unknown userName gives an empty page.
-    let page = dir
+    let page = roster
         .search(&acme.id, Kind::User, Some(&filter(r#"userName eq "0e1c9e5a-unknown""#)), &index(1, 100))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((page.total, page.resources.len()), (0, 0));
-    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(1));
-    let missing = dir.get(&acme.id, Kind::User, "nope").await.map_err(scim);
+    assert_eq!(roster.count(&acme.id, Kind::User).await.ok(), Some(1));
+    let missing = roster.get(&acme.id, Kind::User, "nope").await.map_err(scim);
     assert_eq!(missing.err().map(|e| e.status), Some(404));
 }
 
@@ -42,10 +45,10 @@ pub(crate) async fn users_are_found_by_key(t: TestTable) {
 /// case, or (in a tenant that wants them unique) the same externalId THEN
 /// 409 uniqueness, and nothing is written.
 pub(crate) async fn unique_user_name_and_external_id(t: TestTable) {
-    let dir = directory(t.table);
+    let roster = roster_on(t.table);
     let acme =
-        tenant_with(&dir, "acme", TenantSettings { unique_external_ids: true, ..TenantSettings::default() }).await;
-    let first = dir
+        tenant_with(&roster, "acme", TenantSettings { unique_external_ids: true, ..TenantSettings::default() }).await;
+    let first = roster
         .create(
             &acme,
             Kind::User,
@@ -56,32 +59,32 @@ pub(crate) async fn unique_user_name_and_external_id(t: TestTable) {
         .unwrap_or_else(|e| panic!("{e}"));
     for body in [json!({ "userName": "A@X.IO" }), json!({ "userName": "b@x.io", "externalId": "e1" })] {
         let attrs = parse_resource(user(), &body).unwrap_or_default();
-        let e = dir.create(&acme, Kind::User, attrs, &[]).await.map_err(scim).err();
+        let e = roster.create(&acme, Kind::User, attrs, &[]).await.map_err(scim).err();
         assert_eq!(e.as_ref().map(|e| (e.status, e.scim_type)), Some((409, Some(ScimType::Uniqueness))), "{body}");
     }
     assert!(
-        find(&dir, &acme, Kind::User, r#"userName eq "b@x.io""#).await.is_empty(),
+        find(&roster, &acme, Kind::User, r#"userName eq "b@x.io""#).await.is_empty(),
         "the refused create left nothing"
     );
-    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(1));
-    dir.delete(&acme, Kind::User, &first.id, None).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(0));
-    new_user(&dir, &acme, "a@x.io").await;
+    assert_eq!(roster.count(&acme.id, Kind::User).await.ok(), Some(1));
+    roster.delete(&acme, Kind::User, &first.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(roster.count(&acme.id, Kind::User).await.ok(), Some(0));
+    new_user(&roster, &acme, "a@x.io").await;
 }
 
 /// GIVEN 16 concurrent creates of one userName WHEN they race THEN exactly
 /// one wins and the others get 409 uniqueness.
 pub(crate) async fn concurrent_creates_one_winner(t: TestTable) {
-    let dir = Arc::new(directory(t.table));
-    let acme = tenant(&dir, "acme").await;
+    let roster = Arc::new(roster_on(t.table));
+    let acme = tenant(&roster, "acme").await;
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let (dir, acme) = (Arc::clone(&dir), acme.clone());
+        let (roster, acme) = (Arc::clone(&roster), acme.clone());
         tasks.push(tokio::spawn(async move {
             let attrs =
                 parse_resource(user(), &json!({ "userName": if i % 2 == 0 { "race@x.io" } else { "RACE@x.io" } }))
                     .unwrap_or_default();
-            dir.create(&acme, Kind::User, attrs, &[]).await.map_err(scim)
+            roster.create(&acme, Kind::User, attrs, &[]).await.map_err(scim)
         }));
     }
     let mut wins = 0;
@@ -92,70 +95,72 @@ pub(crate) async fn concurrent_creates_one_winner(t: TestTable) {
         }
     }
     assert_eq!(wins, 1);
-    assert_eq!(dir.count(&acme.id, Kind::User).await.ok(), Some(1));
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "race@x.io""#).await.len(), 1);
+    assert_eq!(roster.count(&acme.id, Kind::User).await.ok(), Some(1));
+    assert_eq!(find(&roster, &acme, Kind::User, r#"userName eq "race@x.io""#).await.len(), 1);
 }
 
 /// GIVEN a user WHEN it is replaced with a new userName THEN the old name is
 /// free, the new one claimed, the version bumped; a stale If-Match is 412.
 pub(crate) async fn updates_move_claims_and_check_versions(t: TestTable) {
-    let dir = directory(t.table);
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "old@x.io").await;
-    new_user(&dir, &acme, "taken@x.io").await;
-    let renamed = dir
+    let roster = roster_on(t.table);
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "old@x.io").await;
+    new_user(&roster, &acme, "taken@x.io").await;
+    let renamed = roster
         .replace(&acme, Kind::User, &u.id, user_attrs("new@x.io"), None, Some("W/\"1\""))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(renamed.version, 2);
     assert_eq!(renamed.resource["meta"]["created"], u.resource["meta"]["created"]);
-    assert!(find(&dir, &acme, Kind::User, r#"userName eq "old@x.io""#).await.is_empty());
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "new@x.io""#).await, vec![u.id.clone()]);
-    let stale = dir.replace(&acme, Kind::User, &u.id, user_attrs("x@x.io"), None, Some("W/\"1\"")).await.map_err(scim);
+    assert!(find(&roster, &acme, Kind::User, r#"userName eq "old@x.io""#).await.is_empty());
+    assert_eq!(find(&roster, &acme, Kind::User, r#"userName eq "new@x.io""#).await, vec![u.id.clone()]);
+    let stale =
+        roster.replace(&acme, Kind::User, &u.id, user_attrs("x@x.io"), None, Some("W/\"1\"")).await.map_err(scim);
     assert_eq!(stale.err().map(|e| e.status), Some(412));
-    let clash = dir.replace(&acme, Kind::User, &u.id, user_attrs("TAKEN@x.io"), None, None).await.map_err(scim);
+    let clash = roster.replace(&acme, Kind::User, &u.id, user_attrs("TAKEN@x.io"), None, None).await.map_err(scim);
     assert_eq!(clash.err().map(|e| (e.status, e.scim_type)), Some((409, Some(ScimType::Uniqueness))));
     assert_eq!(
-        find(&dir, &acme, Kind::User, r#"userName eq "new@x.io""#).await,
+        find(&roster, &acme, Kind::User, r#"userName eq "new@x.io""#).await,
         vec![u.id.clone()],
         "the refused rename left the claim"
     );
     // A case-only rename keeps the claim (case-insensitive uniqueness).
-    let recased = dir.replace(&acme, Kind::User, &u.id, user_attrs("NEW@x.io"), None, None).await;
+    let recased = roster.replace(&acme, Kind::User, &u.id, user_attrs("NEW@x.io"), None, None).await;
     assert!(recased.is_ok(), "{:?}", recased.err());
     // A replay changes nothing, not even the version.
-    let v = dir.get(&acme.id, Kind::User, &u.id).await.map(|s| s.version).ok();
-    let same = dir.replace(&acme, Kind::User, &u.id, user_attrs("NEW@x.io"), None, None).await.map(|s| s.version).ok();
+    let v = roster.get(&acme.id, Kind::User, &u.id).await.map(|s| s.version).ok();
+    let same =
+        roster.replace(&acme, Kind::User, &u.id, user_attrs("NEW@x.io"), None, None).await.map(|s| s.version).ok();
     assert_eq!(same, v);
-    let ok_delete = dir.delete(&acme, Kind::User, &u.id, Some("W/\"1\"")).await.map_err(scim);
+    let ok_delete = roster.delete(&acme, Kind::User, &u.id, Some("W/\"1\"")).await.map_err(scim);
     assert_eq!(ok_delete.err().map(|e| e.status), Some(412));
 }
 
 /// GIVEN tenant policy WHEN users break it THEN the SCIM errors say so.
 pub(crate) async fn tenant_policy_is_enforced(t: TestTable) {
-    let dir = directory(t.table);
+    let roster = roster_on(t.table);
     let settings = TenantSettings {
         user_name_must_be_email: true,
         user_name_mutable: false,
         deactivation: Deactivation::RemoveFromGroups,
         ..TenantSettings::default()
     };
-    let zinc = tenant_with(&dir, "zinc", settings).await;
-    let e = dir.create(&zinc, Kind::User, user_attrs("not an email"), &[]).await.map_err(scim).err();
+    let zinc = tenant_with(&roster, "zinc", settings).await;
+    let e = roster.create(&zinc, Kind::User, user_attrs("not an email"), &[]).await.map_err(scim).err();
     assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::InvalidValue))));
-    let u = new_user(&dir, &zinc, "a@zinc.io").await;
-    let e = dir.replace(&zinc, Kind::User, &u.id, user_attrs("b@zinc.io"), None, None).await.map_err(scim).err();
+    let u = new_user(&roster, &zinc, "a@zinc.io").await;
+    let e = roster.replace(&zinc, Kind::User, &u.id, user_attrs("b@zinc.io"), None, None).await.map_err(scim).err();
     assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::Mutability))));
-    let g = new_group(&dir, &zinc, "Guides", &[&u]).await;
-    assert_eq!(dir.groups_of(&zinc.id, &u.id).await.map(|g| g.len()).ok(), Some(1));
+    let g = new_group(&roster, &zinc, "Guides", &[&u]).await;
+    assert_eq!(roster.groups_of(&zinc.id, &u.id).await.map(|g| g.len()).ok(), Some(1));
     let off = patch(json!({ "Operations": [{ "op": "replace", "value": { "active": false } }] }));
-    let after = dir.patch(&zinc, Kind::User, &u.id, &off, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let after = roster.patch(&zinc, Kind::User, &u.id, &off, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(after.resource["active"], json!(false));
-    assert!(member_ids(&dir, &zinc, &g.id).await.is_empty(), "deactivation removed the user from the group");
-    assert!(dir.groups_of(&zinc.id, &u.id).await.map(|g| g.is_empty()).unwrap_or(false));
+    assert!(member_ids(&roster, &zinc, &g.id).await.is_empty(), "deactivation removed the user from the group");
+    assert!(roster.groups_of(&zinc.id, &u.id).await.map(|g| g.is_empty()).unwrap_or(false));
     let on = patch(json!({ "Operations": [{ "op": "replace", "path": "active", "value": "True" }] }));
-    dir.patch(&zinc, Kind::User, &u.id, &on, None).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(member_ids(&dir, &zinc, &g.id).await.is_empty(), "reactivation does not restore groups");
+    roster.patch(&zinc, Kind::User, &u.id, &on, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(member_ids(&roster, &zinc, &g.id).await.is_empty(), "reactivation does not restore groups");
 }
 
 // -- groups and membership ----------------------------------------------------
@@ -163,32 +168,35 @@ pub(crate) async fn tenant_policy_is_enforced(t: TestTable) {
 /// GIVEN users and groups WHEN members are added, removed, replaced and
 /// resources deleted THEN both sides of every membership agree.
 pub(crate) async fn membership_both_ways(t: TestTable) {
-    let dir = directory(t.table);
-    let acme = tenant(&dir, "acme").await;
-    let a = new_user(&dir, &acme, "a@x.io").await;
-    let b = new_user(&dir, &acme, "b@x.io").await;
-    let c = new_user(&dir, &acme, "c@x.io").await;
-    let g = new_group(&dir, &acme, "Guides", &[&a, &b]).await;
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([a.id.clone(), b.id.clone()]));
-    let staff = new_group(&dir, &acme, "Staff", &[&a, &g]).await;
+    let roster = roster_on(t.table);
+    let acme = tenant(&roster, "acme").await;
+    let a = new_user(&roster, &acme, "a@x.io").await;
+    let b = new_user(&roster, &acme, "b@x.io").await;
+    let c = new_user(&roster, &acme, "c@x.io").await;
+    let g = new_group(&roster, &acme, "Guides", &[&a, &b]).await;
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([a.id.clone(), b.id.clone()]));
+    let staff = new_group(&roster, &acme, "Staff", &[&a, &g]).await;
     assert_eq!(
-        dir.groups_of(&acme.id, &a.id).await.map(|gs| gs.into_iter().map(|g| g.id).collect::<BTreeSet<_>>()).ok(),
+        roster.groups_of(&acme.id, &a.id).await.map(|gs| gs.into_iter().map(|g| g.id).collect::<BTreeSet<_>>()).ok(),
         Some(BTreeSet::from([g.id.clone(), staff.id.clone()]))
     );
-    assert_eq!(find(&dir, &acme, Kind::Group, &format!(r#"members[value eq "{}"]"#, b.id)).await, vec![g.id.clone()]);
+    assert_eq!(
+        find(&roster, &acme, Kind::Group, &format!(r#"members[value eq "{}"]"#, b.id)).await,
+        vec![g.id.clone()]
+    );
     let swap = patch(json!({ "Operations": [
         { "op": "Remove", "path": "members", "value": [{ "value": b.id }] },
         { "op": "Add", "path": "members", "value": [{ "value": c.id }] }
     ]}));
-    let after = dir.patch(&acme, Kind::Group, &g.id, &swap, None).await.unwrap_or_else(|e| panic!("{e}"));
+    let after = roster.patch(&acme, Kind::Group, &g.id, &swap, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(after.version > g.version, "membership changes bump the group's version");
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([a.id.clone(), c.id.clone()]));
-    assert!(dir.groups_of(&acme.id, &b.id).await.map(|g| g.is_empty()).unwrap_or(false));
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([a.id.clone(), c.id.clone()]));
+    assert!(roster.groups_of(&acme.id, &b.id).await.map(|g| g.is_empty()).unwrap_or(false));
     let bogus =
         patch(json!({ "Operations": [{ "op": "add", "path": "members", "value": [{ "value": "no-such-user" }] }] }));
-    let e = dir.patch(&acme, Kind::Group, &g.id, &bogus, None).await.map_err(scim).err();
+    let e = roster.patch(&acme, Kind::Group, &g.id, &bogus, None).await.map_err(scim).err();
     assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::InvalidValue))));
-    let replaced = dir
+    let replaced = roster
         .replace(
             &acme,
             Kind::Group,
@@ -199,19 +207,19 @@ pub(crate) async fn membership_both_ways(t: TestTable) {
         )
         .await;
     assert!(replaced.is_ok(), "{:?}", replaced.err());
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([b.id.clone()]));
-    assert!(dir.groups_of(&acme.id, &c.id).await.map(|g| g.is_empty()).unwrap_or(false));
-    dir.delete(&acme, Kind::User, &a.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([b.id.clone()]));
+    assert!(roster.groups_of(&acme.id, &c.id).await.map(|g| g.is_empty()).unwrap_or(false));
+    roster.delete(&acme, Kind::User, &a.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        member_ids(&dir, &acme, &staff.id).await,
+        member_ids(&roster, &acme, &staff.id).await,
         BTreeSet::from([g.id.clone()]),
         "a deleted user leaves its groups"
     );
-    dir.delete(&acme, Kind::Group, &g.id, None).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(member_ids(&dir, &acme, &staff.id).await.is_empty(), "a deleted group leaves its groups");
-    assert!(member_ids(&dir, &acme, &g.id).await.is_empty(), "a deleted group's member entries are gone");
+    roster.delete(&acme, Kind::Group, &g.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(member_ids(&roster, &acme, &staff.id).await.is_empty(), "a deleted group leaves its groups");
+    assert!(member_ids(&roster, &acme, &g.id).await.is_empty(), "a deleted group's member entries are gone");
     assert!(
-        dir.groups_of(&acme.id, &b.id).await.map(|g| g.is_empty()).unwrap_or(false),
+        roster.groups_of(&acme.id, &b.id).await.map(|g| g.is_empty()).unwrap_or(false),
         "and so are the reverse entries"
     );
 }
@@ -219,22 +227,22 @@ pub(crate) async fn membership_both_ways(t: TestTable) {
 /// GIVEN one group WHEN 12 clients add different members at once THEN no
 /// add is lost.
 pub(crate) async fn concurrent_member_adds_lose_nothing(t: TestTable) {
-    let dir = Arc::new(directory(t.table));
-    let acme = tenant(&dir, "acme").await;
+    let roster = Arc::new(roster_on(t.table));
+    let acme = tenant(&roster, "acme").await;
     let mut users = Vec::new();
     for i in 0..12 {
-        users.push(new_user(&dir, &acme, &format!("m{i}@x.io")).await);
+        users.push(new_user(&roster, &acme, &format!("m{i}@x.io")).await);
     }
-    let g = new_group(&dir, &acme, "Busy", &[]).await;
+    let g = new_group(&roster, &acme, "Busy", &[]).await;
     let mut tasks = Vec::new();
     for u in &users {
-        let (dir, acme, gid, uid) = (Arc::clone(&dir), acme.clone(), g.id.clone(), u.id.clone());
+        let (roster, acme, gid, uid) = (Arc::clone(&roster), acme.clone(), g.id.clone(), u.id.clone());
         tasks.push(tokio::spawn(async move {
             let add = PatchRequest::parse(
                 &json!({ "Operations": [{ "op": "add", "path": "members", "value": [{ "value": uid }] }] }),
             )
             .unwrap_or_else(|e| panic!("{e}"));
-            dir.patch(&acme, Kind::Group, &gid, &add, None).await.map_err(scim)
+            roster.patch(&acme, Kind::Group, &gid, &add, None).await.map_err(scim)
         }));
     }
     for task in tasks {
@@ -242,8 +250,8 @@ pub(crate) async fn concurrent_member_adds_lose_nothing(t: TestTable) {
         assert!(r.is_ok(), "{:?}", r.err());
     }
     let expected: BTreeSet<String> = users.iter().map(|u| u.id.clone()).collect();
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, expected);
-    let final_version = dir.get(&acme.id, Kind::Group, &g.id).await.map(|g| g.version).ok();
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, expected);
+    let final_version = roster.get(&acme.id, Kind::Group, &g.id).await.map(|g| g.version).ok();
     assert_eq!(final_version, Some(1 + 12), "each add bumped the version once");
 }
 
@@ -252,17 +260,17 @@ pub(crate) async fn concurrent_member_adds_lose_nothing(t: TestTable) {
 /// 503 is the answer only when it truly cannot) and every one answered
 /// with success is kept.
 pub(crate) async fn concurrent_patches_are_serialised_not_refused(t: TestTable) {
-    let dir = Arc::new(directory(t.table));
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "contended@x.io").await;
+    let roster = Arc::new(roster_on(t.table));
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "contended@x.io").await;
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (dir, acme, id) = (Arc::clone(&dir), acme.clone(), u.id.clone());
+        let (roster, acme, id) = (Arc::clone(&roster), acme.clone(), u.id.clone());
         tasks.push(tokio::spawn(async move {
             let add = patch(json!({ "Operations": [
                 { "op": "add", "path": "emails", "value": [{ "value": format!("e{i}@x.io"), "type": "other" }] }
             ] }));
-            dir.patch(&acme, Kind::User, &id, &add, None).await.map_err(scim)
+            roster.patch(&acme, Kind::User, &id, &add, None).await.map_err(scim)
         }));
     }
     let mut applied = 0;
@@ -272,7 +280,7 @@ pub(crate) async fn concurrent_patches_are_serialised_not_refused(t: TestTable) 
             Err(e) => assert_eq!(e.status, 503, "{e}"),
         }
     }
-    let stored = dir.get(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    let stored = roster.get(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
     let kept = stored.resource["emails"].as_array().map_or(0, Vec::len);
     assert_eq!(kept, applied, "every success was kept (version {})", stored.version);
     assert!(applied >= 10, "only {applied} of 20 applied");
@@ -284,21 +292,21 @@ pub(crate) async fn concurrent_patches_are_serialised_not_refused(t: TestTable) 
 /// is refused by the embedded store as DynamoDB refuses it.
 pub(crate) async fn oversized_resources_are_refused_alike(t: TestTable) {
     let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
-    let dir = directory(counting.clone());
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(counting.clone());
+    let acme = tenant(&roster, "acme").await;
     let roles: Vec<Value> = (0..5_000).map(|i| json!({ "value": format!("role-number-{i:05}") })).collect();
     let body = json!({ "userName": "big@x.io", "roles": roles.clone() });
     let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
     counting.take();
-    let e = dir.create(&acme, Kind::User, attrs, &[]).await.map_err(scim).err();
+    let e = roster.create(&acme, Kind::User, attrs, &[]).await.map_err(scim).err();
     assert_eq!(e.as_ref().map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::InvalidValue))));
     assert!(e.is_some_and(|e| e.detail.contains("at most 102400 bytes")));
     assert_eq!(counting.take().writes(), 0);
 
-    let u = new_user(&dir, &acme, "grows@x.io").await;
+    let u = new_user(&roster, &acme, "grows@x.io").await;
     counting.take();
     let grow = patch(json!({ "Operations": [{ "op": "add", "path": "roles", "value": roles }] }));
-    let e = dir.patch(&acme, Kind::User, &u.id, &grow, None).await.map_err(scim).err();
+    let e = roster.patch(&acme, Kind::User, &u.id, &grow, None).await.map_err(scim).err();
     assert_eq!(e.map(|e| e.status), Some(400));
     assert_eq!(counting.take().writes(), 0);
 
@@ -382,36 +390,36 @@ impl Table for Interfering {
 /// entries back: no membership outlives its member or its group.
 pub(crate) async fn memberships_never_outlive_a_concurrent_delete(t: TestTable) {
     let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
-    let dir = directory(table.clone());
-    let acme = tenant(&dir, "acme").await;
-    let stays = new_user(&dir, &acme, "stays@x.io").await;
-    let leaves = new_user(&dir, &acme, "leaves@x.io").await;
-    let g = new_group(&dir, &acme, "Racing", &[]).await;
+    let roster = roster_on(table.clone());
+    let acme = tenant(&roster, "acme").await;
+    let stays = new_user(&roster, &acme, "stays@x.io").await;
+    let leaves = new_user(&roster, &acme, "leaves@x.io").await;
+    let g = new_group(&roster, &acme, "Racing", &[]).await;
     let add_both = patch(json!({ "Operations": [{ "op": "add", "path": "members",
         "value": [{ "value": stays.id }, { "value": leaves.id }] }] }));
 
     Interfering::set(&table.delete_before_member_write, lockstep_core::model::resource("acme", Kind::User, &leaves.id));
-    let added = dir.patch(&acme, Kind::Group, &g.id, &add_both, None).await;
+    let added = roster.patch(&acme, Kind::Group, &g.id, &add_both, None).await;
     assert!(added.is_ok(), "the add is ordered before the delete: {:?}", added.err());
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([stays.id.clone()]));
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([stays.id.clone()]));
     assert_eq!(
-        dir.group_ids_of(&acme.id, &leaves.id).await.ok(),
+        roster.group_ids_of(&acme.id, &leaves.id).await.ok(),
         Some(vec![]),
         "no reverse entry for the deleted user"
     );
-    assert_eq!(dir.group_ids_of(&acme.id, &stays.id).await.ok(), Some(vec![g.id.clone()]));
+    assert_eq!(roster.group_ids_of(&acme.id, &stays.id).await.ok(), Some(vec![g.id.clone()]));
 
-    let doomed = new_group(&dir, &acme, "Doomed", &[]).await;
+    let doomed = new_group(&roster, &acme, "Doomed", &[]).await;
     Interfering::set(
         &table.delete_before_member_write,
         lockstep_core::model::resource("acme", Kind::Group, &doomed.id),
     );
     let add_stays =
         patch(json!({ "Operations": [{ "op": "add", "path": "members", "value": [{ "value": stays.id }] }] }));
-    let e = dir.patch(&acme, Kind::Group, &doomed.id, &add_stays, None).await.map_err(scim).err();
+    let e = roster.patch(&acme, Kind::Group, &doomed.id, &add_stays, None).await.map_err(scim).err();
     assert_eq!(e.map(|e| e.status), Some(404), "the group went first");
-    assert!(member_ids(&dir, &acme, &doomed.id).await.is_empty(), "the deleted group keeps no member entries");
-    assert_eq!(dir.group_ids_of(&acme.id, &stays.id).await.ok(), Some(vec![g.id.clone()]), "nor reverse entries");
+    assert!(member_ids(&roster, &acme, &doomed.id).await.is_empty(), "the deleted group keeps no member entries");
+    assert_eq!(roster.group_ids_of(&acme.id, &stays.id).await.ok(), Some(vec![g.id.clone()]), "nor reverse entries");
 }
 
 /// GIVEN a user in a group WHEN its delete stops after removing the user
@@ -419,23 +427,23 @@ pub(crate) async fn memberships_never_outlive_a_concurrent_delete(t: TestTable) 
 /// the delete (answered 404) removes it.
 pub(crate) async fn a_retried_delete_finishes_the_cleanup(t: TestTable) {
     let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
-    let dir = directory(table.clone());
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "half@x.io").await;
-    let g = new_group(&dir, &acme, "Half", &[&u]).await;
+    let roster = roster_on(table.clone());
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "half@x.io").await;
+    let g = new_group(&roster, &acme, "Half", &[&u]).await;
 
     // The delete reads the user's groups once to remember them, then again
     // to leave them: the second read fails.
     Interfering::set(&table.fail_query_of, (lockstep_core::model::member_of_pk("acme", &u.id), 1));
-    let first = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    let first = roster.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
     assert_eq!(first.map(|e| e.status), Some(500));
-    assert_eq!(dir.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err().map(|e| e.status), Some(404));
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind by the failure");
+    assert_eq!(roster.get(&acme.id, Kind::User, &u.id).await.map_err(scim).err().map(|e| e.status), Some(404));
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([u.id.clone()]), "left behind by the failure");
 
-    let retry = dir.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
+    let retry = roster.delete(&acme, Kind::User, &u.id, None).await.map_err(scim).err();
     assert_eq!(retry.map(|e| e.status), Some(404));
-    assert!(member_ids(&dir, &acme, &g.id).await.is_empty(), "the retry removed the membership");
-    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
+    assert!(member_ids(&roster, &acme, &g.id).await.is_empty(), "the retry removed the membership");
+    assert_eq!(roster.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![]));
 }
 
 /// GIVEN a user in a group WHEN a client deletes the user's id as a group
@@ -443,16 +451,16 @@ pub(crate) async fn a_retried_delete_finishes_the_cleanup(t: TestTable) {
 /// its memberships: the cleanup of a half-failed delete never touches a
 /// resource of the other kind.
 pub(crate) async fn a_delete_of_the_wrong_kind_touches_nothing(t: TestTable) {
-    let dir = directory(Arc::clone(&t.table));
-    let acme = tenant(&dir, "acme").await;
-    let u = new_user(&dir, &acme, "kept@x.io").await;
-    let g = new_group(&dir, &acme, "Kept", &[&u]).await;
-    let wrong = dir.delete(&acme, Kind::Group, &u.id, None).await.map_err(scim).err();
+    let roster = roster_on(Arc::clone(&t.table));
+    let acme = tenant(&roster, "acme").await;
+    let u = new_user(&roster, &acme, "kept@x.io").await;
+    let g = new_group(&roster, &acme, "Kept", &[&u]).await;
+    let wrong = roster.delete(&acme, Kind::Group, &u.id, None).await.map_err(scim).err();
     assert_eq!(wrong.map(|e| e.status), Some(404));
-    let wrong = dir.delete(&acme, Kind::User, &g.id, None).await.map_err(scim).err();
+    let wrong = roster.delete(&acme, Kind::User, &g.id, None).await.map_err(scim).err();
     assert_eq!(wrong.map(|e| e.status), Some(404));
-    assert_eq!(member_ids(&dir, &acme, &g.id).await, BTreeSet::from([u.id.clone()]));
-    assert_eq!(dir.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![g.id.clone()]));
+    assert_eq!(member_ids(&roster, &acme, &g.id).await, BTreeSet::from([u.id.clone()]));
+    assert_eq!(roster.group_ids_of(&acme.id, &u.id).await.ok(), Some(vec![g.id.clone()]));
 }
 
 /// GIVEN a group of n members WHEN one member is added THEN the calls made
@@ -460,17 +468,17 @@ pub(crate) async fn a_delete_of_the_wrong_kind_touches_nothing(t: TestTable) {
 pub(crate) async fn member_add_cost_is_independent_of_group_size(t: TestTable) {
     let big = if t.adapter == Adapter::Embedded { 10_000 } else { 1_000 };
     let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
-    let dir = directory(counting.clone());
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(counting.clone());
+    let acme = tenant(&roster, "acme").await;
     let mut costs = Vec::new();
     for size in [10usize, big] {
-        let g = new_group(&dir, &acme, &format!("size-{size}"), &[]).await;
+        let g = new_group(&roster, &acme, &format!("size-{size}"), &[]).await;
         load_members(&t.table, &acme.id, &g.id, size).await;
-        let newcomer = new_user(&dir, &acme, &format!("new-{size}@x.io")).await;
+        let newcomer = new_user(&roster, &acme, &format!("new-{size}@x.io")).await;
         counting.take();
         let add =
             patch(json!({ "Operations": [{ "op": "add", "path": "members", "value": [{ "value": newcomer.id }] }] }));
-        dir.patch(&acme, Kind::Group, &g.id, &add, None).await.unwrap_or_else(|e| panic!("{e}"));
+        roster.patch(&acme, Kind::Group, &g.id, &add, None).await.unwrap_or_else(|e| panic!("{e}"));
         costs.push(counting.take());
     }
     assert_eq!(costs[0], costs[1], "adding one member to a group of 10 and of {big}");
@@ -503,34 +511,34 @@ pub(crate) async fn load_members(table: &Arc<dyn Table>, t: &TenantId, group: &s
 /// The per-operation costs of docs/DATA_MODEL.md.
 pub(crate) async fn operation_costs(t: TestTable) {
     let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
-    let dir = directory(counting.clone());
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(counting.clone());
+    let acme = tenant(&roster, "acme").await;
     counting.take();
-    let u = new_user(&dir, &acme, "cost@x.io").await;
+    let u = new_user(&roster, &acme, "cost@x.io").await;
     assert_eq!(counting.take(), Calls { transact: 1, ..Calls::default() }, "create user");
-    dir.get(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.get(&acme.id, Kind::User, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(counting.take(), Calls { get: 1, ..Calls::default() }, "get by id");
-    find(&dir, &acme, Kind::User, r#"userName eq "cost@x.io""#).await;
+    find(&roster, &acme, Kind::User, r#"userName eq "cost@x.io""#).await;
     assert_eq!(counting.take(), Calls { query: 1, batch_get: 1, ..Calls::default() }, "find by userName");
-    find(&dir, &acme, Kind::User, r#"externalId eq "nope""#).await;
+    find(&roster, &acme, Kind::User, r#"externalId eq "nope""#).await;
     assert_eq!(counting.take(), Calls { query: 1, batch_get: 0, ..Calls::default() }, "find by externalId, no match");
     let rename = patch(json!({ "Operations": [{ "op": "replace", "path": "userName", "value": "renamed@x.io" }] }));
-    dir.patch(&acme, Kind::User, &u.id, &rename, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.patch(&acme, Kind::User, &u.id, &rename, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         counting.take(),
         Calls { get: 2, transact: 1, ..Calls::default() },
         "patch user: read, write, read back"
     );
     let noop = patch(json!({ "Operations": [{ "op": "replace", "path": "userName", "value": "renamed@x.io" }] }));
-    dir.patch(&acme, Kind::User, &u.id, &noop, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.patch(&acme, Kind::User, &u.id, &noop, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(counting.take(), Calls { get: 1, ..Calls::default() }, "a no-op patch writes nothing");
-    dir.search(&acme.id, Kind::User, None, &index(1, 10)).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.search(&acme.id, Kind::User, None, &index(1, 10)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         counting.take(),
         Calls { batch_get: 1, query: 1, ..Calls::default() },
         "first list page: counters + one query"
     );
-    dir.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         counting.take(),
         Calls { get: 1, transact: 1, query: 2, write: 1, ..Calls::default() },
@@ -545,17 +553,17 @@ pub(crate) async fn operation_costs(t: TestTable) {
 /// from a bookmark instead of re-reading.
 pub(crate) async fn index_paging(t: TestTable) {
     let counting = Arc::new(CountingTable::new(Arc::clone(&t.table)));
-    let dir = directory(counting.clone());
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(counting.clone());
+    let acme = tenant(&roster, "acme").await;
     let mut ids = BTreeSet::new();
     for i in 0..25 {
-        ids.insert(new_user(&dir, &acme, &format!("u{i:02}@x.io")).await.id);
+        ids.insert(new_user(&roster, &acme, &format!("u{i:02}@x.io")).await.id);
     }
     let mut seen = Vec::new();
     let mut start = 1;
     loop {
         counting.take();
-        let page = dir.search(&acme.id, Kind::User, None, &index(start, 10)).await.unwrap_or_else(|e| panic!("{e}"));
+        let page = roster.search(&acme.id, Kind::User, None, &index(start, 10)).await.unwrap_or_else(|e| panic!("{e}"));
         let calls = counting.take();
         if start > 1 && start <= 25 {
             assert_eq!(calls.get, 1, "page at {start} starts from its bookmark");
@@ -572,19 +580,19 @@ pub(crate) async fn index_paging(t: TestTable) {
     assert_eq!(seen.len(), 25);
     assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), ids);
     // The same page twice is the same page; a jump without bookmark skips.
-    let a = dir
+    let a = roster
         .search(&acme.id, Kind::User, None, &index(7, 5))
         .await
         .map(|p| p.resources.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
-    let b = dir
+    let b = roster
         .search(&acme.id, Kind::User, None, &index(7, 5))
         .await
         .map(|p| p.resources.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
     assert_eq!(a.as_ref().ok(), b.as_ref().ok());
     assert_eq!(a.ok(), Some(seen[6..11].to_vec()));
-    let beyond = dir.search(&acme.id, Kind::User, None, &index(26, 10)).await.unwrap_or_else(|e| panic!("{e}"));
+    let beyond = roster.search(&acme.id, Kind::User, None, &index(26, 10)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((beyond.total, beyond.resources.len()), (25, 0));
-    let none = dir.search(&acme.id, Kind::User, None, &index(1, 0)).await.unwrap_or_else(|e| panic!("{e}"));
+    let none = roster.search(&acme.id, Kind::User, None, &index(1, 0)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((none.total, none.resources.len()), (25, 0));
 }
 
@@ -593,20 +601,20 @@ pub(crate) async fn index_paging(t: TestTable) {
 /// bad cursors are refused.
 pub(crate) async fn filters_and_cursors(t: TestTable) {
     let limits = Limits { cursor_read_budget: 7, scan_budget: 30, ..Limits::default() };
-    let dir = directory_with(t.table, limits);
-    let acme = tenant(&dir, "acme").await;
+    let roster = directory_with(t.table, limits);
+    let acme = tenant(&roster, "acme").await;
     let mut guides = BTreeSet::new();
     for i in 0..25 {
         let title = if i % 3 == 0 { "Guide" } else { "Driver" };
         let attrs =
             parse_resource(user(), &json!({ "userName": format!("u{i:02}@x.io"), "title": title })).unwrap_or_default();
-        let s = dir.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+        let s = roster.create(&acme, Kind::User, attrs, &[]).await.unwrap_or_else(|e| panic!("{e}"));
         if title == "Guide" {
             guides.insert(s.id);
         }
     }
     let f = filter(r#"title eq "guide""#);
-    let page = dir.search(&acme.id, Kind::User, Some(&f), &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
+    let page = roster.search(&acme.id, Kind::User, Some(&f), &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(page.total, 9);
     assert_eq!(page.resources.iter().map(|s| s.id.clone()).collect::<BTreeSet<_>>(), guides);
     let mut cursor: Option<String> = None;
@@ -614,7 +622,7 @@ pub(crate) async fn filters_and_cursors(t: TestTable) {
     let mut pages = 0;
     loop {
         let paging = Paging::Cursor { cursor: cursor.clone(), count: Some(2) };
-        let page = dir.search(&acme.id, Kind::User, Some(&f), &paging).await.unwrap_or_else(|e| panic!("{e}"));
+        let page = roster.search(&acme.id, Kind::User, Some(&f), &paging).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(page.resources.len() <= 2);
         seen.extend(page.resources.into_iter().map(|s| s.id));
         pages += 1;
@@ -627,18 +635,21 @@ pub(crate) async fn filters_and_cursors(t: TestTable) {
     assert_eq!(seen.len(), 9, "{seen:?}");
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), guides);
     let tampered = Paging::Cursor { cursor: Some("eyJ4IjoxfQ.AAAA".into()), count: Some(2) };
-    let e = dir.search(&acme.id, Kind::User, Some(&f), &tampered).await.map_err(scim).err();
+    let e = roster.search(&acme.id, Kind::User, Some(&f), &tampered).await.map_err(scim).err();
     assert_eq!(e.map(|e| e.scim_type), Some(Some(ScimType::InvalidCursor)));
-    let first = dir.search(&acme.id, Kind::User, Some(&f), &Paging::Cursor { cursor: None, count: Some(2) }).await;
+    let first = roster.search(&acme.id, Kind::User, Some(&f), &Paging::Cursor { cursor: None, count: Some(2) }).await;
     let other_query = Paging::Cursor { cursor: first.ok().and_then(|p| p.next_cursor), count: Some(2) };
-    let e =
-        dir.search(&acme.id, Kind::User, Some(&filter(r#"title eq "driver""#)), &other_query).await.map_err(scim).err();
+    let e = roster
+        .search(&acme.id, Kind::User, Some(&filter(r#"title eq "driver""#)), &other_query)
+        .await
+        .map_err(scim)
+        .err();
     assert_eq!(e.map(|e| e.scim_type), Some(Some(ScimType::InvalidCursor)), "a cursor belongs to its query");
     // Beyond the scan budget, a non-indexed filter by index paging is refused.
     for i in 25..35 {
-        new_user(&dir, &acme, &format!("u{i:02}@x.io")).await;
+        new_user(&roster, &acme, &format!("u{i:02}@x.io")).await;
     }
-    let e = dir.search(&acme.id, Kind::User, Some(&f), &index(1, 100)).await.map_err(scim).err();
+    let e = roster.search(&acme.id, Kind::User, Some(&f), &index(1, 100)).await.map_err(scim).err();
     assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::TooMany))));
 }
 
@@ -647,44 +658,44 @@ pub(crate) async fn filters_and_cursors(t: TestTable) {
 /// GIVEN two tenants WHEN each has a user named alike THEN neither sees the
 /// other's, by id, by filter or by listing.
 pub(crate) async fn tenants_are_isolated(t: TestTable) {
-    let dir = directory(t.table);
-    let acme = tenant(&dir, "acme").await;
-    let zinc = tenant(&dir, "zinc").await;
-    let a = new_user(&dir, &acme, "same@x.io").await;
-    let z = new_user(&dir, &zinc, "same@x.io").await;
+    let roster = roster_on(t.table);
+    let acme = tenant(&roster, "acme").await;
+    let zinc = tenant(&roster, "zinc").await;
+    let a = new_user(&roster, &acme, "same@x.io").await;
+    let z = new_user(&roster, &zinc, "same@x.io").await;
     assert_ne!(a.id, z.id);
-    assert_eq!(dir.get(&zinc.id, Kind::User, &a.id).await.map_err(scim).err().map(|e| e.status), Some(404));
-    assert_eq!(find(&dir, &zinc, Kind::User, r#"userName eq "same@x.io""#).await, vec![z.id.clone()]);
-    let all = dir.search(&zinc.id, Kind::User, None, &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(roster.get(&zinc.id, Kind::User, &a.id).await.map_err(scim).err().map(|e| e.status), Some(404));
+    assert_eq!(find(&roster, &zinc, Kind::User, r#"userName eq "same@x.io""#).await, vec![z.id.clone()]);
+    let all = roster.search(&zinc.id, Kind::User, None, &index(1, 100)).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(all.resources.into_iter().map(|s| s.id).collect::<Vec<_>>(), vec![z.id]);
-    let dup = dir.create_tenant(&acme.id, "again", TenantSettings::default()).await.map_err(scim).err();
+    let dup = roster.create_tenant(&acme.id, "again", TenantSettings::default()).await.map_err(scim).err();
     assert_eq!(dup.map(|e| e.status), Some(409));
-    let tenants = dir.tenants().await.unwrap_or_else(|e| panic!("{e}"));
+    let tenants = roster.tenants().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(tenants.iter().map(TenantId::as_str).collect::<Vec<_>>(), vec!["acme", "zinc"]);
-    let updated = dir
+    let updated = roster
         .update_tenant_settings(&acme.id, TenantSettings { unique_group_names: true, ..TenantSettings::default() })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(updated.settings.unique_group_names);
-    assert_eq!(dir.tenant(&acme.id).await.ok().flatten().map(|t| t.settings.unique_group_names), Some(true));
+    assert_eq!(roster.tenant(&acme.id).await.ok().flatten().map(|t| t.settings.unique_group_names), Some(true));
 }
 
 /// GIVEN group names unique by policy WHEN a second group takes a name THEN
 /// 409; without the policy, lookups by displayName find all namesakes.
 pub(crate) async fn group_names_by_policy(t: TestTable) {
-    let dir = directory(t.table);
+    let roster = roster_on(t.table);
     let strict =
-        tenant_with(&dir, "strict", TenantSettings { unique_group_names: true, ..TenantSettings::default() }).await;
+        tenant_with(&roster, "strict", TenantSettings { unique_group_names: true, ..TenantSettings::default() }).await;
     let loose =
-        tenant_with(&dir, "loose", TenantSettings { unique_group_names: false, ..TenantSettings::default() }).await;
+        tenant_with(&roster, "loose", TenantSettings { unique_group_names: false, ..TenantSettings::default() }).await;
     assert!(TenantSettings::default().unique_group_names, "unique by default");
-    new_group(&dir, &strict, "Sales", &[]).await;
-    let e = dir.create(&strict, Kind::Group, group_attrs("SALES"), &[]).await.map_err(scim).err();
+    new_group(&roster, &strict, "Sales", &[]).await;
+    let e = roster.create(&strict, Kind::Group, group_attrs("SALES"), &[]).await.map_err(scim).err();
     assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((409, Some(ScimType::Uniqueness))));
-    let one = new_group(&dir, &loose, "Sales", &[]).await;
-    let two = new_group(&dir, &loose, "sales", &[]).await;
+    let one = new_group(&roster, &loose, "Sales", &[]).await;
+    let two = new_group(&roster, &loose, "sales", &[]).await;
     let found: BTreeSet<String> =
-        find(&dir, &loose, Kind::Group, r#"displayName eq "Sales""#).await.into_iter().collect();
+        find(&roster, &loose, Kind::Group, r#"displayName eq "Sales""#).await.into_iter().collect();
     assert_eq!(found, BTreeSet::from([one.id, two.id]));
 }
 
@@ -710,27 +721,29 @@ pub(crate) async fn index_entries(table: &Arc<dyn Table>, attr: lockstep_core::m
 /// refuses a free externalId, nor removes another user's entry.
 pub(crate) async fn external_id_uniqueness_by_policy(t: TestTable) {
     use lockstep_core::model::IndexAttr;
-    let dir = directory(Arc::clone(&t.table));
+    let roster = roster_on(Arc::clone(&t.table));
     let unique = TenantSettings { unique_external_ids: true, ..TenantSettings::default() };
-    let acme = tenant_with(&dir, "acme", unique.clone()).await;
-    let a = dir.create(&acme, Kind::User, user_with("a@x.io", json!({ "externalId": "e1" })), &[]).await;
+    let acme = tenant_with(&roster, "acme", unique.clone()).await;
+    let a = roster.create(&acme, Kind::User, user_with("a@x.io", json!({ "externalId": "e1" })), &[]).await;
     let a = a.unwrap_or_else(|e| panic!("{e}"));
-    let dup = dir.create(&acme, Kind::User, user_with("b@x.io", json!({ "externalId": "e1" })), &[]).await;
+    let dup = roster.create(&acme, Kind::User, user_with("b@x.io", json!({ "externalId": "e1" })), &[]).await;
     assert_eq!(dup.map_err(scim).err().map(|e| (e.status, e.scim_type)), Some((409, Some(ScimType::Uniqueness))));
 
-    let loose = dir.update_tenant_settings(&acme.id, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
-    let b = dir.create(&loose, Kind::User, user_with("b@x.io", json!({ "externalId": "e1" })), &[]).await;
+    let loose =
+        roster.update_tenant_settings(&acme.id, TenantSettings::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    let b = roster.create(&loose, Kind::User, user_with("b@x.io", json!({ "externalId": "e1" })), &[]).await;
     let b = b.unwrap_or_else(|e| panic!("{e}"));
-    let found: BTreeSet<String> = find(&dir, &loose, Kind::User, r#"externalId eq "e1""#).await.into_iter().collect();
+    let found: BTreeSet<String> =
+        find(&roster, &loose, Kind::User, r#"externalId eq "e1""#).await.into_iter().collect();
     assert_eq!(found, BTreeSet::from([a.id.clone(), b.id.clone()]));
     // a's entry was written unique; its delete removes that one, not b's.
-    dir.delete(&loose, Kind::User, &a.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&loose, Kind::User, &a.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(index_entries(&t.table, IndexAttr::UserExternalId, "e1").await, 1, "b's entry stays");
-    dir.delete(&loose, Kind::User, &b.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&loose, Kind::User, &b.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(index_entries(&t.table, IndexAttr::UserExternalId, "e1").await, 0);
 
-    let strict = dir.update_tenant_settings(&acme.id, unique).await.unwrap_or_else(|e| panic!("{e}"));
-    let c = dir.create(&strict, Kind::User, user_with("c@x.io", json!({ "externalId": "e1" })), &[]).await;
+    let strict = roster.update_tenant_settings(&acme.id, unique).await.unwrap_or_else(|e| panic!("{e}"));
+    let c = roster.create(&strict, Kind::User, user_with("c@x.io", json!({ "externalId": "e1" })), &[]).await;
     assert!(c.is_ok(), "a free externalId is accepted: {:?}", c.err());
 }
 
@@ -739,26 +752,27 @@ pub(crate) async fn external_id_uniqueness_by_policy(t: TestTable) {
 /// work email, none left after the delete.
 pub(crate) async fn work_emails_are_indexed(t: TestTable) {
     use lockstep_core::model::IndexAttr;
-    let dir = directory(Arc::clone(&t.table));
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(Arc::clone(&t.table));
+    let acme = tenant(&roster, "acme").await;
     let emails = json!({ "emails": [
         { "type": "work", "value": "Ann@X.io" }, { "type": "work", "value": "ann@x.io" }, { "type": "home", "value": "ann@home.io" }
     ] });
-    let ann = dir.create(&acme, Kind::User, user_with("ann@x.io", emails), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let ann =
+        roster.create(&acme, Kind::User, user_with("ann@x.io", emails), &[]).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(index_entries(&t.table, IndexAttr::UserWorkEmail, "ann@x.io").await, 1, "alike values are one entry");
     assert_eq!(index_entries(&t.table, IndexAttr::UserWorkEmail, "ann@home.io").await, 0, "work emails only");
-    let found = find(&dir, &acme, Kind::User, r#"emails[type eq "work"].value eq "ANN@x.io""#).await;
+    let found = find(&roster, &acme, Kind::User, r#"emails[type eq "work"].value eq "ANN@x.io""#).await;
     assert_eq!(found, vec![ann.id.clone()]);
     let change = patch(
         json!({ "Operations": [{ "op": "replace", "path": "emails", "value": [{ "type": "work", "value": "new@x.io" }] }] }),
     );
-    dir.patch(&acme, Kind::User, &ann.id, &change, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.patch(&acme, Kind::User, &ann.id, &change, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(index_entries(&t.table, IndexAttr::UserWorkEmail, "ann@x.io").await, 0);
     assert_eq!(
-        find(&dir, &acme, Kind::User, r#"emails[type eq "work" and value eq "new@x.io"]"#).await,
+        find(&roster, &acme, Kind::User, r#"emails[type eq "work" and value eq "new@x.io"]"#).await,
         vec![ann.id.clone()]
     );
-    dir.delete(&acme, Kind::User, &ann.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.delete(&acme, Kind::User, &ann.id, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(index_entries(&t.table, IndexAttr::UserWorkEmail, "new@x.io").await, 0);
 }
 
@@ -769,10 +783,10 @@ pub(crate) async fn work_emails_are_indexed(t: TestTable) {
 /// nothing.
 pub(crate) async fn reindex_brings_older_entries_in_line(t: TestTable) {
     use lockstep_core::model::{self, IndexAttr};
-    let dir = directory(Arc::clone(&t.table));
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(Arc::clone(&t.table));
+    let acme = tenant(&roster, "acme").await;
     let body = json!({ "externalId": "old-1", "emails": [{ "type": "work", "value": "old@x.io" }] });
-    let u = dir.create(&acme, Kind::User, user_with("old@x.io", body), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let u = roster.create(&acme, Kind::User, user_with("old@x.io", body), &[]).await.unwrap_or_else(|e| panic!("{e}"));
     // Rewrite it as it was: no `unique` record, a unique externalId entry, no work-email entry.
     let key = model::resource("acme", Kind::User, &u.id);
     let mut item = t.table.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("no item"));
@@ -783,17 +797,17 @@ pub(crate) async fn reindex_brings_older_entries_in_line(t: TestTable) {
     let loose_x = model::index_entry("acme", IndexAttr::UserExternalId, "old-1", false, &u.id);
     let work = model::index_entry("acme", IndexAttr::UserWorkEmail, "old@x.io", false, &u.id);
     rewrite_as_written_before(&t, item, &[loose_x.clone(), work], &unique_x, &u.id).await;
-    assert!(find(&dir, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await.is_empty());
+    assert!(find(&roster, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await.is_empty());
 
-    let done = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    let done = roster.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((done.checked, done.rewritten, done.refused.len()), (1, 1, 0));
     assert_eq!(
-        find(&dir, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await,
+        find(&roster, &acme, Kind::User, r#"emails[type eq "work"].value eq "old@x.io""#).await,
         vec![u.id.clone()]
     );
     assert!(t.table.get(&unique_x).await.ok().flatten().is_none(), "the unique-form entry is gone");
     assert!(t.table.get(&loose_x).await.ok().flatten().is_some(), "the entry is where the current rule puts it");
-    let again = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = roster.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((again.checked, again.rewritten), (1, 0), "nothing left to do");
 }
 
@@ -804,12 +818,12 @@ pub(crate) async fn reindex_brings_older_entries_in_line(t: TestTable) {
 /// budget would refuse at this size).
 #[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn work_email_lookup_cost_is_independent_of_tenant_size() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let roster = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let table =
-        lockstep_embedded::EmbeddedTable::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+        lockstep_embedded::EmbeddedTable::open(&roster.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
     let counting = Arc::new(CountingTable::new(Arc::new(table.clone())));
-    let directory = directory(counting.clone());
-    let acme = tenant(&directory, "acme").await;
+    let roster = roster_on(counting.clone());
+    let acme = tenant(&roster, "acme").await;
     let mut costs = Vec::new();
     let mut created = 0;
     for size in [10usize, 20_000] {
@@ -817,7 +831,7 @@ pub(crate) async fn work_email_lookup_cost_is_independent_of_tenant_size() {
         for i in created..size {
             let body =
                 json!({ "emails": [{ "type": "work", "value": format!("person{i}@contoso.com"), "primary": true }] });
-            directory
+            roster
                 .create(&acme, Kind::User, user_with(&format!("upn{i}@contoso.com"), body), &[])
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -826,8 +840,7 @@ pub(crate) async fn work_email_lookup_cost_is_independent_of_tenant_size() {
         created = size;
         counting.take();
         let wanted = format!("person{}@contoso.com", size / 2);
-        let found =
-            find(&directory, &acme, Kind::User, &format!(r#"emails[type eq "work"].value eq "{wanted}""#)).await;
+        let found = find(&roster, &acme, Kind::User, &format!(r#"emails[type eq "work"].value eq "{wanted}""#)).await;
         assert_eq!(found.len(), 1, "at {size} users");
         costs.push(counting.take());
     }
@@ -840,26 +853,26 @@ pub(crate) async fn work_email_lookup_cost_is_independent_of_tenant_size() {
 /// 409 uniqueness; names that differ (an accented letter, "rn" for "m")
 /// are created, and a filter still finds exactly the name it asks for.
 pub(crate) async fn look_alike_user_names_are_one_name(t: TestTable) {
-    let dir = directory(Arc::clone(&t.table));
-    let acme = tenant(&dir, "acme").await;
-    let admin = new_user(&dir, &acme, "admin@x.io").await;
+    let roster = roster_on(Arc::clone(&t.table));
+    let acme = tenant(&roster, "acme").await;
+    let admin = new_user(&roster, &acme, "admin@x.io").await;
     for look_alike in ["\u{ff41}dmin@x.io", "ＡＤＭＩＮ@x.io", "adm\u{131}n@x.io", "\u{430}dmin@x.io", "Admin@X.IO"]
     {
-        let e = dir.create(&acme, Kind::User, user_attrs(look_alike), &[]).await.map_err(scim).err();
+        let e = roster.create(&acme, Kind::User, user_attrs(look_alike), &[]).await.map_err(scim).err();
         let e = e.unwrap_or_else(|| panic!("{look_alike} was created beside admin@x.io"));
         assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)), "{look_alike}: {}", e.detail);
     }
     for different in ["adm\u{ed}n@x.io", "adrnin@x.io"] {
-        new_user(&dir, &acme, different).await;
+        new_user(&roster, &acme, different).await;
     }
-    assert_eq!(find(&dir, &acme, Kind::User, r#"userName eq "ADMIN@x.io""#).await, vec![admin.id.clone()]);
+    assert_eq!(find(&roster, &acme, Kind::User, r#"userName eq "ADMIN@x.io""#).await, vec![admin.id.clone()]);
     assert!(
-        find(&dir, &acme, Kind::User, "userName eq \"\u{430}dmin@x.io\"").await.is_empty(),
+        find(&roster, &acme, Kind::User, "userName eq \"\u{430}dmin@x.io\"").await.is_empty(),
         "a look-alike is another name"
     );
     // Group names follow the same rule.
-    new_group(&dir, &acme, "Admins", &[]).await;
-    let e = dir.create(&acme, Kind::Group, group_attrs("\u{410}dmins"), &[]).await.map_err(scim).err();
+    new_group(&roster, &acme, "Admins", &[]).await;
+    let e = roster.create(&acme, Kind::Group, group_attrs("\u{410}dmins"), &[]).await.map_err(scim).err();
     assert_eq!(e.map(|e| e.status), Some(409));
 }
 
@@ -870,23 +883,24 @@ pub(crate) async fn look_alike_user_names_are_one_name(t: TestTable) {
 /// refused: the placement decides what the user may see in the product.
 pub(crate) async fn the_directory_placement_is_owned_by_the_service(t: TestTable) {
     const PLACEMENT: &str = "urn:lockstep:params:scim:schemas:extension:directory:2.0:User";
-    let dir = directory(Arc::clone(&t.table));
-    let acme = tenant(&dir, "acme").await;
+    let roster = roster_on(Arc::clone(&t.table));
+    let acme = tenant(&roster, "acme").await;
     // A client's create: the placement it sends is not kept.
     let body = json!({ "userName": "self@x.io", PLACEMENT: { "unit": "Board", "userTypes": ["Admin"] } });
     let by_client = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
-    let u = dir.create(&acme, Kind::User, by_client, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let u = roster.create(&acme, Kind::User, by_client, &[]).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(u.resource.get(PLACEMENT).is_none(), "{:?}", u.resource);
 
     // The service places a user.
     let placed = json!({ "userName": "ola@x.io", PLACEMENT: { "unit": "Oslo", "userTypes": ["Nurse"] } });
     let placed = scim_protocol::parse_service_resource(user(), &placed).unwrap_or_else(|e| panic!("{e}"));
-    let pulled = dir.pull_user(&acme, "graph-1", None, &placed, &Object::new()).await.unwrap_or_else(|e| panic!("{e}"));
+    let pulled =
+        roster.pull_user(&acme, "graph-1", None, &placed, &Object::new()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pulled, lockstep_core::Pulled::Created);
-    let ola = find(&dir, &acme, Kind::User, r#"userName eq "ola@x.io""#).await;
+    let ola = find(&roster, &acme, Kind::User, r#"userName eq "ola@x.io""#).await;
     let id = ola.first().cloned().unwrap_or_else(|| panic!("not created"));
     let placement = || async {
-        dir.get(&acme.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}")).resource.get(PLACEMENT).cloned()
+        roster.get(&acme.id, Kind::User, &id).await.unwrap_or_else(|e| panic!("{e}")).resource.get(PLACEMENT).cloned()
     };
     assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })));
 
@@ -896,17 +910,17 @@ pub(crate) async fn the_directory_placement_is_owned_by_the_service(t: TestTable
         json!({ "userName": "ola@x.io", PLACEMENT: { "unit": "Board" } }),
     ] {
         let attrs = parse_resource(user(), &body).unwrap_or_else(|e| panic!("{e}"));
-        dir.replace(&acme, Kind::User, &id, attrs, None, None).await.unwrap_or_else(|e| panic!("{e}"));
+        roster.replace(&acme, Kind::User, &id, attrs, None, None).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })), "after {body}");
     }
     // A PATCH naming it is refused; one that does not leaves it.
     let by_path = patch(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{ "op": "replace", "path": format!("{PLACEMENT}:unit"), "value": "Board" }] }));
-    let e = dir.patch(&acme, Kind::User, &id, &by_path, None).await.map_err(scim).err();
+    let e = roster.patch(&acme, Kind::User, &id, &by_path, None).await.map_err(scim).err();
     assert_eq!(e.map(|e| (e.status, e.scim_type)), Some((400, Some(ScimType::Mutability))));
     let other = patch(json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{ "op": "replace", "path": "displayName", "value": "Ola H" }] }));
-    dir.patch(&acme, Kind::User, &id, &other, None).await.unwrap_or_else(|e| panic!("{e}"));
+    roster.patch(&acme, Kind::User, &id, &other, None).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(placement().await, Some(json!({ "unit": "Oslo", "userTypes": ["Nurse"] })));
 }
 
@@ -932,13 +946,13 @@ async fn rewrite_as_written_before(t: &TestTable, item: Item, gone: &[Key], entr
 /// indexed), the old ones are gone, and a second run has nothing to do.
 pub(crate) async fn reindex_moves_entries_to_the_current_key_form(t: TestTable) {
     use lockstep_core::model::{self, IndexAttr};
-    let dir = directory(Arc::clone(&t.table));
-    let acme = tenant(&dir, "acme").await;
-    let boss = new_user(&dir, &acme, "boss@x.io").await;
+    let roster = roster_on(Arc::clone(&t.table));
+    let acme = tenant(&roster, "acme").await;
+    let boss = new_user(&roster, &acme, "boss@x.io").await;
     let name = "\u{ff4f}la@x.io"; // fullwidth o: NFC keeps it, NFKC does not
     let body =
         json!({ "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": { "manager": { "value": boss.id } } });
-    let u = dir.create(&acme, Kind::User, user_with(name, body), &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let u = roster.create(&acme, Kind::User, user_with(name, body), &[]).await.unwrap_or_else(|e| panic!("{e}"));
     // Rewrite it as the first form wrote it.
     let key = model::resource("acme", Kind::User, &u.id);
     let mut item = t.table.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("no item"));
@@ -952,17 +966,17 @@ pub(crate) async fn reindex_moves_entries_to_the_current_key_form(t: TestTable) 
     let manager = model::index_entry("acme", IndexAttr::UserManager, &boss.id, false, &u.id);
     assert_ne!(current, first, "the two forms differ for this name");
     rewrite_as_written_before(&t, item, &[current.clone(), manager.clone()], &first, &u.id).await;
-    assert!(find(&dir, &acme, Kind::User, &format!("userName eq \"{name}\"")).await.is_empty(), "stale before");
+    assert!(find(&roster, &acme, Kind::User, &format!("userName eq \"{name}\"")).await.is_empty(), "stale before");
 
-    let done = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    let done = roster.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((done.rewritten, done.refused.len()), (1, 0), "{done:?}");
-    assert_eq!(find(&dir, &acme, Kind::User, &format!("userName eq \"{name}\"")).await, vec![u.id.clone()]);
+    assert_eq!(find(&roster, &acme, Kind::User, &format!("userName eq \"{name}\"")).await, vec![u.id.clone()]);
     assert!(t.table.get(&first).await.ok().flatten().is_none(), "the first-form entry is gone");
     assert!(t.table.get(&current).await.ok().flatten().is_some());
     assert!(t.table.get(&manager).await.ok().flatten().is_some(), "the manager is indexed");
-    let again = dir.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    let again = roster.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.rewritten, 0, "nothing left to do");
     // The name is now unique with its look-alikes.
-    let e = dir.create(&acme, Kind::User, user_attrs("ola@x.io"), &[]).await.map_err(scim).err();
+    let e = roster.create(&acme, Kind::User, user_attrs("ola@x.io"), &[]).await.map_err(scim).err();
     assert_eq!(e.map(|e| e.status), Some(409));
 }

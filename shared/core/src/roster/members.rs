@@ -9,7 +9,7 @@ use scim_protocol::ScimError;
 use scim_protocol::patch::{MemberChanges, MemberRef};
 use serde_json::{Value, json};
 
-use super::{Directory, GroupRef, Member, not_found};
+use super::{GroupRef, Member, Roster, not_found};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::store::{Cond, Item, Key, MAX_BATCH_GETS, PageKey, Query, SortKey, StoreError, Write};
@@ -39,7 +39,7 @@ fn member_of_entry(item: &crate::store::Item) -> Member {
     Member { id: item.sk.clone(), kind }
 }
 
-impl Directory {
+impl Roster {
     /// Check that every member exists in the tenant, as a user or a group,
     /// before anything is written.
     pub(super) async fn resolve_members(&self, t: &TenantId, group: &str, refs: &[MemberRef]) -> Result<Vec<Member>> {

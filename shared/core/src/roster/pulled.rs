@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lifecycle::Retirement;
-use super::{Directory, Stored};
+use super::{Roster, Stored};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::store::{Cond, Item, Key, Query, SortKey, Write};
@@ -141,7 +141,7 @@ fn link_of(item: &Item) -> Option<Link> {
     serde_json::from_str(&item.data).ok()
 }
 
-impl Directory {
+impl Roster {
     /// The links of `graph_ids`, by Graph id.
     pub async fn links(&self, t: &TenantId, graph_ids: &[String]) -> Result<HashMap<String, Link>> {
         let keys: Vec<Key> =

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::claims::{self, claims, stored_claims};
 use super::write::UPDATE_ATTEMPTS;
-use super::{Directory, Member, Stored, too_busy};
+use super::{Member, Roster, Stored, too_busy};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::retry;
@@ -118,7 +118,7 @@ pub struct Due {
 /// cannot remove related items, so the job does the purging.
 const TTL_BACKSTOP_SECS: i64 = 7 * 86_400;
 
-/// What [`Directory::purge`] did for a tenant.
+/// What [`Roster::purge`] did for a tenant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub users: u64,
@@ -127,7 +127,7 @@ pub struct Purged {
     pub complete: bool,
 }
 
-impl Directory {
+impl Roster {
     /// `DELETE` from the identity provider. A user is soft-deleted; a group
     /// is kept, unlinked, when the tenant keeps groups the directory
     /// deletes, and deleted with its memberships otherwise.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Directory;
+use super::Roster;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::store::{Cond, Item, Key, MAX_BATCH_WRITES, Query, SortKey, Write};
@@ -47,7 +47,7 @@ fn document_key(t: &TenantId, which: PullDocument) -> Key {
     }
 }
 
-impl Directory {
+impl Roster {
     /// A pull document, if stored.
     pub async fn pull_document<T: DeserializeOwned>(&self, t: &TenantId, which: PullDocument) -> Result<Option<T>> {
         let key = document_key(t, which);

@@ -1,8 +1,10 @@
-//! The directory: users, groups and memberships of every tenant, on top of
+//! The roster: Lockstep's own record of every tenant's users, groups and
+//! memberships (what the customer's identity provider, "the directory",
+//! pushed or the pull brought), on top of
 //! the storage port. All single-table logic lives here, once, for both
 //! adapters; docs/DATA_MODEL.md lists each operation's key operations.
 //!
-//! - this module: the directory, its limits, and reading resources;
+//! - this module: the roster, its limits, and reading resources;
 //! - [`tenants`]: tenant records;
 //! - [`claims`]: the index entries a resource claims (uniqueness, lookups);
 //! - [`write`]: create, replace, patch, reindex;
@@ -121,7 +123,7 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
-/// What [`Directory::reindex`] did.
+/// What [`Roster::reindex`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reindexed {
     pub checked: u64,
@@ -146,14 +148,14 @@ pub struct GroupRef {
     pub display: Option<String>,
 }
 
-pub struct Directory {
+pub struct Roster {
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
     cursor_key: CursorKey,
     limits: Limits,
 }
 
-impl Directory {
+impl Roster {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>, cursor_key: CursorKey, limits: Limits) -> Self {
         Self { table, clock, cursor_key, limits }
     }

@@ -3,13 +3,13 @@
 
 use scim_protocol::ScimError;
 
-use super::Directory;
+use super::Roster;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::store::{Cond, Index, Item, Query, SortKey, StoreError, Write};
 use crate::tenant::{Tenant, TenantId, TenantSettings};
 
-impl Directory {
+impl Roster {
     pub async fn create_tenant(&self, id: &TenantId, name: &str, settings: TenantSettings) -> Result<Tenant> {
         let tenant = Tenant { id: id.clone(), name: name.to_string(), created: self.now(), settings };
         let item = Item {

@@ -9,14 +9,14 @@ use scim_protocol::{Paging, ScimError};
 use serde_json::json;
 
 use super::claims::id_of_entry;
-use super::{Directory, SearchPage, Stored, resources_query};
+use super::{Roster, SearchPage, Stored, resources_query};
 use crate::cursor::{self, CursorState};
 use crate::error::Result;
 use crate::model::{self, IndexAttr, Kind};
 use crate::store::{Cond, Item, Key, MAX_BATCH_GETS, PageKey, Query, SortKey, Write};
 use crate::tenant::TenantId;
 
-impl Directory {
+impl Roster {
     /// How many resources of a kind a tenant has (sum of counter shards).
     pub async fn count(&self, t: &TenantId, kind: Kind) -> Result<u64> {
         let keys: Vec<Key> = (0..model::COUNTER_SHARDS).map(|s| model::counter(t.as_str(), kind, s)).collect();
@@ -426,8 +426,8 @@ struct ReadBudget {
 }
 
 impl ReadBudget {
-    fn new(dir: &Directory, rt: &'static scim_protocol::ResourceType) -> Self {
-        let l = dir.limits();
+    fn new(roster: &Roster, rt: &'static scim_protocol::ResourceType) -> Self {
+        let l = roster.limits();
         Self { rt, max_items: l.scan_budget, max_bytes: l.read_budget_bytes, items: 0, bytes: 0 }
     }
 
