@@ -8,7 +8,8 @@ use std::sync::Arc;
 use lockstep_core::cursor::CursorKey;
 use lockstep_core::store::{Key, StoreError, Table};
 
-use crate::{DynamoTable, SecretsManagerTokens};
+use crate::dynamo::DynamoTable;
+use crate::secrets::SecretsManagerTokens;
 
 /// What the functions (and the operator CLI) need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,8 +31,8 @@ pub mod tokens;
 pub use error::{Error, Result};
 pub use model::{Kind, is_possible_id};
 pub use roster::{
-    Due, GroupRef, Limits, Link, LinkOrigin, Member, PullDocument, Pulled, Purged, Reindexed, Retired, Retirement,
-    Roster, RoundNote, SearchPage, Stored, UnfinishedDeletes,
+    Change, ChangeKind, ChangeSink, Due, GroupRef, Limits, Link, LinkOrigin, Member, PullDocument, Pulled, Purged,
+    Reindexed, Retired, Retirement, Roster, RoundNote, SearchPage, Stored, UnfinishedDeletes,
 };
 pub use store::Table;
 pub use tenant::{Tenant, TenantId, TenantSettings};

@@ -2,7 +2,7 @@
 //! typed documents the directory keeps for the tenant (the client secret
 //! is not here: it is in the secret store).
 
-use lockstep_core::{PullDocument, Roster, TenantId};
+use lockstep_core::{PullDocument, Pulled, Roster, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::client::is_platform_id;
@@ -115,9 +115,7 @@ impl Counts {
     }
 
     /// Count what the pull did with one user.
-    pub(crate) fn count(&mut self, outcome: crate::sync::Outcome) {
-        use crate::sync::Outcome;
-        use lockstep_core::Pulled;
+    pub(crate) fn count(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Pulled(pulled, (no_unit, no_types)) => {
                 match pulled {
@@ -251,6 +249,18 @@ pub async fn state(roster: &Roster, t: &TenantId) -> lockstep_core::Result<SyncS
 
 pub async fn save_state(roster: &Roster, t: &TenantId, s: &SyncState) -> lockstep_core::Result<()> {
     roster.save_pull_document(t, PullDocument::State, s).await
+}
+
+/// What the pull did with one user of a page.
+pub(crate) enum Outcome {
+    /// Pulled, with why it has no unit or no user type, if so.
+    Pulled(Pulled, (Option<String>, Option<String>)),
+    /// Not pulled, and why; the user as named in the directory.
+    Skipped {
+        user: String,
+        why: String,
+    },
+    Failed,
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use futures::StreamExt;
 use lockstep_core::secrets::SecretStore;
-use lockstep_core::{Link, Pulled, Roster, RoundNote, Tenant};
+use lockstep_core::{Link, Roster, RoundNote, Tenant};
 
 use crate::client::{Credentials, DeltaPage, DeltaUser, Endpoints, GraphClient, GraphError};
 use crate::mapping::{GraphUser, map_user, merge_delta, placement_gaps};
-use crate::state::{self, Connection, Counts, LastRun, Round, RunResult, SECRET_NAME, SyncState};
+use crate::state::{self, Connection, Counts, LastRun, Outcome, Round, RunResult, SECRET_NAME, SyncState};
 
 /// Users of a page pulled at once.
 const CONCURRENCY: usize = 8;
@@ -222,18 +222,6 @@ async fn apply_page(
         roster.note_round_page(&tenant.id, &round.id, round.pages, RoundNote::Seen, &ids).await?;
     }
     Ok(())
-}
-
-/// What the pull did with one user of a page.
-pub(crate) enum Outcome {
-    /// Pulled, with why it has no unit or no user type, if so.
-    Pulled(Pulled, (Option<String>, Option<String>)),
-    /// Not pulled, and why; the user as named in the directory.
-    Skipped {
-        user: String,
-        why: String,
-    },
-    Failed,
 }
 
 async fn pull_one(

@@ -26,8 +26,8 @@ use serde_json::{Number, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::Object;
 use crate::error::{Result, ScimError};
+use crate::json::Object;
 use crate::path::AttrPath;
 use crate::schema::{AttrType, AttributeDef, ResourceType};
 

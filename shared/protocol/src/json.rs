@@ -9,6 +9,9 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+/// A JSON object: a resource, or a complex attribute's value.
+pub type Object = Map<String, Value>;
+
 /// Parse `bytes` as one JSON value, refusing duplicate keys at any depth.
 /// The error is serde_json's, with line and column.
 pub fn from_slice_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {

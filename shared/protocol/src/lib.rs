@@ -49,12 +49,12 @@ pub mod resource;
 pub mod schema;
 pub mod text;
 pub mod urn;
+pub mod value_path;
 
 /// A JSON object: the form of every resource.
-pub type Object = serde_json::Map<String, serde_json::Value>;
-
 pub use error::{Result, ScimError, ScimType};
 pub use filter::{Filter, IndexedAttr, IndexedEq};
+pub use json::Object;
 pub use messages::{ListResponse, Paging, SearchRequest};
 pub use patch::{MemberChanges, MemberRef, PatchOutcome, PatchRequest, apply_patch};
 pub use path::AttrPath;

@@ -13,18 +13,17 @@
 //! storage applies k member changes in O(k) without reading the member
 //! list of a large group.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
-
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::Object;
 use crate::error::{Result, ScimError};
-use crate::filter::{CompValue, CompareOp, Filter, Input, parse_with};
+use crate::filter::{CompValue, CompareOp, Filter};
+use crate::json::Object;
 use crate::path::AttrPath;
 use crate::resource::{Name, check_replace, coerce, coerce_single, holder_mut, parse_resource, set_or_remove, set_sub};
 use crate::schema::{AttributeDef, ResourceType, Target};
 use crate::urn;
+pub use crate::value_path::PatchPath;
 
 /// The most operations one PATCH request may hold. Each operation costs a
 /// pass over the resource, so the count bounds a request's CPU time.
@@ -47,46 +46,6 @@ impl PatchOpKind {
             PatchOpKind::Replace => "replace",
             PatchOpKind::Remove => "remove",
         }
-    }
-}
-
-/// `PATH = attrPath / valuePath [subAttr]` (RFC 7644 §3.5.2 figure 1).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PatchPath {
-    pub attr: AttrPath,
-    pub filter: Option<Filter>,
-    pub sub: Option<String>,
-}
-
-impl PatchPath {
-    pub fn parse(text: &str) -> Result<Self> {
-        parse_with(text, Input::Path, |p| {
-            let attr = p.attr_path()?;
-            let filter = if p.eat('[') { Some(p.value_filter(&attr)?) } else { None };
-            let sub = if filter.is_some() && p.eat('.') {
-                let word = p.word();
-                match AttrPath::parse(word) {
-                    Ok(AttrPath { urn: None, name, sub: None }) => Some(name),
-                    _ => return Err(p.error(format!("'{word}' is not a sub-attribute name"))),
-                }
-            } else {
-                None
-            };
-            Ok(PatchPath { attr, filter, sub })
-        })
-    }
-}
-
-impl fmt::Display for PatchPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.attr)?;
-        if let Some(filter) = &self.filter {
-            write!(f, "[{filter}]")?;
-        }
-        if let Some(sub) = &self.sub {
-            write!(f, ".{sub}")?;
-        }
-        Ok(())
     }
 }
 

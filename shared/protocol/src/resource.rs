@@ -13,10 +13,11 @@
 
 use serde_json::Value;
 
-use crate::Object;
 use crate::error::{Result, ScimError};
 use crate::filter::{parse_bool, parse_datetime};
+use crate::json::Object;
 use crate::path::AttrPath;
+use crate::value_path::PatchPath;
 use base64::Engine as _;
 
 use crate::schema::{AttrType, AttributeDef, Mutability, ResourceType, Returned, Schema, Target, Uniqueness};
@@ -512,7 +513,7 @@ impl Projection {
                     if !s.contains('[') {
                         return AttrPath::parse(s).map_err(ScimError::invalid_path);
                     }
-                    let p = crate::patch::PatchPath::parse(s)?;
+                    let p = PatchPath::parse(s)?;
                     Ok(match p.sub {
                         Some(sub) => AttrPath { urn: p.attr.urn, name: p.attr.name, sub: Some(sub) },
                         None => p.attr,

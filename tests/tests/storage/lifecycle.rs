@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use lockstep_core::clock::ManualClock;
 use lockstep_core::job;
 use lockstep_core::model;
-use lockstep_core::{Retirement, TenantId};
+use lockstep_core::{Change, ChangeKind, ChangeSink, Retirement, TenantId};
 
 use super::*;
 use crate::roster::Interfering;
@@ -21,7 +21,7 @@ fn at_start() -> Arc<ManualClock> {
     Arc::new(ManualClock::at(START))
 }
 
-fn directory_on(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Roster {
+fn roster_at(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Roster {
     let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
     Roster::new(table, clock, key, Limits::default())
 }
@@ -65,7 +65,7 @@ async fn traces_of_user(table: &Arc<dyn Table>, t: &TenantId, id: &str, user_nam
 /// is kept, and which groups it was in.
 pub(crate) async fn deleted_users_leave_scim_and_free_their_names(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let acme = tenant(&roster, "acme").await;
     let u = new_user(&roster, &acme, "leaver@x.io").await;
     let g = new_group(&roster, &acme, "Team", &[&u]).await;
@@ -100,7 +100,7 @@ pub(crate) async fn deleted_users_leave_scim_and_free_their_names(t: TestTable) 
 /// refused, says so, and changes nothing.
 pub(crate) async fn restore_brings_a_user_back_or_says_why_not(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let acme = tenant(&roster, "acme").await;
     let u = new_user(&roster, &acme, "back@x.io").await;
     let g = new_group(&roster, &acme, "Team", &[&u]).await;
@@ -133,7 +133,7 @@ pub(crate) async fn restore_brings_a_user_back_or_says_why_not(t: TestTable) {
 /// before, and after not one of its items is left.
 pub(crate) async fn purge_after_retention_leaves_nothing(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let settings = TenantSettings { retention_days: 30, ..TenantSettings::default() };
     let acme = tenant_with(&roster, "acme", settings).await;
     let u = new_user(&roster, &acme, "purged@x.io").await;
@@ -171,7 +171,7 @@ pub(crate) async fn purge_after_retention_leaves_nothing(t: TestTable) {
 /// is never purged, and the operator may delete it for good.
 pub(crate) async fn kept_and_unlinked_groups(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let settings = TenantSettings { keep_groups_deleted_by_directory: true, ..TenantSettings::default() };
     let acme = tenant_with(&roster, "acme", settings).await;
     let u = new_user(&roster, &acme, "member@x.io").await;
@@ -225,7 +225,7 @@ pub(crate) async fn kept_and_unlinked_groups(t: TestTable) {
 /// on it is not found and its userName is free.
 pub(crate) async fn soft_delete_deactivation(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let settings = TenantSettings { deactivation: Deactivation::SoftDelete, ..TenantSettings::default() };
     let acme = tenant_with(&roster, "acme", settings).await;
     let u = new_user(&roster, &acme, "quits@x.io").await;
@@ -246,7 +246,7 @@ pub(crate) async fn soft_delete_deactivation(t: TestTable) {
 pub(crate) async fn the_job_sweeps_a_half_failed_delete(t: TestTable) {
     let clock = at_start();
     let table = Arc::new(Interfering::new(Arc::clone(&t.table)));
-    let roster = directory_on(table.clone(), clock.clone());
+    let roster = roster_at(table.clone(), clock.clone());
     let acme = tenant(&roster, "acme").await;
     let u = new_user(&roster, &acme, "half@x.io").await;
     let g = new_group(&roster, &acme, "Half", &[&u]).await;
@@ -280,7 +280,7 @@ async fn delete_users(roster: &Roster, t: &Tenant, n: usize) {
 /// is purged once, by one run, and nothing is left.
 pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
     let clock = at_start();
-    let roster = Arc::new(directory_on(Arc::clone(&t.table), clock.clone()));
+    let roster = Arc::new(roster_at(Arc::clone(&t.table), clock.clone()));
     let acme = tenant(&roster, "acme").await;
     delete_users(&roster, &acme, 30).await;
     clock.advance(91 * DAY);
@@ -305,7 +305,7 @@ pub(crate) async fn overlapping_job_runs_purge_each_user_once(t: TestTable) {
 /// run resumes from its checkpoint and finishes: 20 purged in all.
 pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let acme = tenant(&roster, "acme").await;
     let zinc = tenant(&roster, "zinc").await;
     delete_users(&roster, &acme, 10).await;
@@ -332,7 +332,7 @@ pub(crate) async fn a_job_cut_off_by_its_budget_resumes(t: TestTable) {
 pub(crate) async fn a_purge_removes_references_to_the_purged_user(t: TestTable) {
     const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let acme = tenant(&roster, "acme").await;
     let boss = new_user(&roster, &acme, "boss@x.io").await;
     let other = new_user(&roster, &acme, "other@x.io").await;
@@ -371,7 +371,7 @@ pub(crate) async fn a_purge_removes_references_to_the_purged_user(t: TestTable) 
 /// reopen.
 pub(crate) async fn purged_users_leave_nothing_in_the_store_file(t: TestTable) {
     let clock = at_start();
-    let roster = directory_on(Arc::clone(&t.table), clock.clone());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone());
     let acme = tenant(&roster, "acme").await;
     let marker = "Zq7marker";
     let body = json!({
@@ -408,7 +408,95 @@ pub(crate) async fn purged_users_leave_nothing_in_the_store_file(t: TestTable) {
         std::fs::copy(&file, copy.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
         let reopened =
             lockstep_embedded::EmbeddedTable::open(&copy.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
-        let roster = directory_on(Arc::new(reopened), clock);
+        let roster = roster_at(Arc::new(reopened), clock);
         assert_eq!(user_names(&roster, &acme).await.len(), 25, "every live user survives the rewrite and a reopen");
     }
+}
+
+fn ops(operations: Value) -> PatchRequest {
+    patch(json!({ "schemas": [scim_protocol::urn::PATCH_OP], "Operations": operations }))
+}
+
+/// Records the changes the roster reports, in order, as `(kind, id, what,
+/// attributes)`.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Kind, String, ChangeKind, Vec<String>)>>);
+
+impl ChangeSink for Recorder {
+    fn changed(&self, _: &TenantId, changes: &[Change]) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.extend(changes.iter().map(|c| (c.kind, c.id.clone(), c.what.clone(), c.attributes.clone())));
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<(Kind, String, ChangeKind, Vec<String>)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// GIVEN a roster that reports its changes WHEN users and groups are
+/// created, patched (and the same patch replayed), deactivated and
+/// reactivated, deleted, restored, unlinked and purged THEN each change is
+/// reported once, with what happened, and a write that changes nothing
+/// (a replayed patch, a reindex of entries already in line) reports
+/// nothing.
+pub(crate) async fn every_change_is_reported_once(t: TestTable) {
+    let clock = at_start();
+    let recorder = Arc::new(Recorder::default());
+    let roster = roster_at(Arc::clone(&t.table), clock.clone()).with_change_sink(recorder.clone());
+    let settings = TenantSettings { retention_days: 1, ..TenantSettings::default() };
+    let acme = tenant_with(&roster, "acme", settings).await;
+    let what = |seen: Vec<(Kind, String, ChangeKind, Vec<String>)>| -> Vec<(String, ChangeKind, Vec<String>)> {
+        seen.into_iter().map(|(_, id, what, attrs)| (id, what, attrs)).collect()
+    };
+
+    let u = new_user(&roster, &acme, "events@x.io").await;
+    assert_eq!(recorder.take(), vec![(Kind::User, u.id.clone(), ChangeKind::Created, vec![])]);
+
+    let title = ops(json!([{ "op": "replace", "path": "title", "value": "Engineer" }]));
+    for _ in 0..2 {
+        roster.patch(&acme, Kind::User, &u.id, &title, None).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(what(recorder.take()), vec![(u.id.clone(), ChangeKind::Updated, vec!["title".to_string()])]);
+
+    let g = new_group(&roster, &acme, "Events", &[&u]).await;
+    let member = |id: &str| id.to_string();
+    assert_eq!(
+        what(recorder.take()),
+        vec![
+            (g.id.clone(), ChangeKind::Created, vec![]),
+            (g.id.clone(), ChangeKind::MemberAdded { member: member(&u.id) }, vec![]),
+        ]
+    );
+    let leave = ops(json!([{ "op": "remove", "path": format!("members[value eq \"{}\"]", u.id) }]));
+    roster.patch(&acme, Kind::Group, &g.id, &leave, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        what(recorder.take()),
+        vec![(g.id.clone(), ChangeKind::MemberRemoved { member: member(&u.id) }, vec![])]
+    );
+
+    for (active, expected) in [(false, ChangeKind::Deactivated), (true, ChangeKind::Reactivated)] {
+        let flip = ops(json!([{ "op": "replace", "path": "active", "value": active }]));
+        roster.patch(&acme, Kind::User, &u.id, &flip, None).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(what(recorder.take()), vec![(u.id.clone(), expected, vec!["active".to_string()])]);
+    }
+
+    let reindexed = roster.reindex(&acme).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reindexed.rewritten, 0);
+    assert_eq!(recorder.take(), vec![], "nothing changed, nothing reported");
+
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(what(recorder.take()), vec![(u.id.clone(), ChangeKind::Deleted, vec![])]);
+    roster.restore_user(&acme, &u.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(what(recorder.take()), vec![(u.id.clone(), ChangeKind::Restored, vec![])]);
+    roster.unlink_group(&acme, &g.id).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(what(recorder.take()), vec![(g.id.clone(), ChangeKind::Unlinked, vec![])]);
+
+    roster.delete(&acme, Kind::User, &u.id, None).await.unwrap_or_else(|e| panic!("{e}"));
+    recorder.take();
+    clock.advance(2 * DAY);
+    let run = job::run(&roster, &[], &never()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.purged_users, 1);
+    assert_eq!(what(recorder.take()), vec![(u.id.clone(), ChangeKind::Purged, vec![])]);
 }

@@ -4,7 +4,7 @@
 //! of each operation counted per call.
 //!
 //! - `port`: the storage port itself, as DynamoDB behaves;
-//! - `directory`: users, groups, membership, uniqueness, paging, costs;
+//! - `roster`: users, groups, membership, uniqueness, paging, costs;
 //! - `lifecycle`: soft delete, restore, kept and unlinked groups, purge,
 //!   and the scheduled job;
 //! - `graph`: the Microsoft Graph pull against a fake Graph over HTTP;
@@ -38,10 +38,10 @@ use serde_json::{Value, json};
 // -- fixtures ----------------------------------------------------------------
 
 fn roster_on(table: Arc<dyn Table>) -> Roster {
-    directory_with(table, Limits::default())
+    roster_with(table, Limits::default())
 }
 
-fn directory_with(table: Arc<dyn Table>, limits: Limits) -> Roster {
+fn roster_with(table: Arc<dyn Table>, limits: Limits) -> Roster {
     let key = CursorKey::new(vec![7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
     Roster::new(table, Arc::new(SystemClock), key, limits)
 }
@@ -162,6 +162,7 @@ conformance!(
     lifecycle::deleted_users_leave_scim_and_free_their_names,
     lifecycle::restore_brings_a_user_back_or_says_why_not,
     lifecycle::purge_after_retention_leaves_nothing,
+    lifecycle::every_change_is_reported_once,
     lifecycle::kept_and_unlinked_groups,
     lifecycle::soft_delete_deactivation,
     lifecycle::the_job_sweeps_a_half_failed_delete,

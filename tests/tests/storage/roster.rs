@@ -601,7 +601,7 @@ pub(crate) async fn index_paging(t: TestTable) {
 /// bad cursors are refused.
 pub(crate) async fn filters_and_cursors(t: TestTable) {
     let limits = Limits { cursor_read_budget: 7, scan_budget: 30, ..Limits::default() };
-    let roster = directory_with(t.table, limits);
+    let roster = roster_with(t.table, limits);
     let acme = tenant(&roster, "acme").await;
     let mut guides = BTreeSet::new();
     for i in 0..25 {

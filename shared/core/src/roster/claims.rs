@@ -5,7 +5,7 @@
 use scim_protocol::{Object, ScimError};
 use serde_json::{Value, json};
 
-use super::{Limits, Stored};
+use super::types::{Limits, Stored};
 use crate::error::{Error, Result};
 use crate::model::{self, IndexAttr, Kind};
 use crate::store::{Item, Key, StoreError};

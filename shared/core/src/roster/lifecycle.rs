@@ -23,14 +23,14 @@ use scim_protocol::{MemberChanges, Object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::changes::{Change, ChangeKind};
 use super::claims::{self, claims, stored_claims};
-use super::write::UPDATE_ATTEMPTS;
-use super::{Member, Roster, Stored, too_busy};
+use super::kernel::{Planned, Roster};
+use super::types::{Member, Stored};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
-use crate::retry;
 use crate::store::{Cond, Index, Item, Query, SortKey, StoreError, Write};
-use crate::tenant::{Tenant, TenantId};
+use crate::tenant::{Deactivation, Tenant, TenantId};
 
 /// Why a user or group left the directory's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,47 +168,56 @@ impl Roster {
         retirement: Option<Retirement>,
     ) -> Result<()> {
         let t = &tenant.id;
-        let key = model::resource(t.as_str(), kind, id);
         // A kept group keeps its members; a deleted group loses them.
         let clear_members = kind == Kind::Group && retirement.is_none();
-        for attempt in 0..UPDATE_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(retry::backoff(attempt)).await;
+        let what = if retirement == Some(Retirement::Unlinked) { ChangeKind::Unlinked } else { ChangeKind::Deleted };
+        let what = &what;
+        let removed = self
+            .versioned_write(t, kind, id, if_match, "delete", |current: Stored| {
+                Box::pin(async move {
+                    let key = model::resource(t.as_str(), kind, id);
+                    let mut writes = vec![Write::Delete { key, cond: Cond::VersionIs(current.version) }];
+                    for c in stored_claims(kind, &current, &tenant.settings) {
+                        writes.push(Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always });
+                    }
+                    writes.push(Write::Add { key: model::counter(t.as_str(), kind, model::shard_of(id)), delta: -1 });
+                    if let Some(why) = retirement {
+                        let mut groups = if kind == Kind::User { self.group_ids_of(t, id).await? } else { Vec::new() };
+                        groups.truncate(MAX_REMEMBERED_GROUPS);
+                        let retired = self.retired_item(tenant, &current, why, groups)?;
+                        writes.push(Write::Put { item: retired, cond: Cond::Always });
+                    }
+                    writes.push(Write::Put { item: self.sweep_item(t, kind, id, clear_members)?, cond: Cond::Always });
+                    let changes = vec![Change::new(kind, id, what.clone())];
+                    Ok(Planned::Write { writes, changes, claims: Vec::new(), first_claim: 0, then: () })
+                })
+            })
+            .await;
+        match removed {
+            // A delete that failed after removing the resource left its
+            // cleanup unfinished: the identity provider's retry of the
+            // delete finishes it.
+            Err(not_found @ Error::NotFound(_)) => {
+                self.finish_sweep(t, kind, id).await?;
+                Err(not_found)
             }
-            let item = match self.read_for_write(&key, kind, id, if_match).await {
-                Err(not_found @ Error::NotFound(_)) => {
-                    // A delete that failed after removing the resource left
-                    // its cleanup unfinished: the identity provider's retry
-                    // of the delete finishes it.
-                    self.finish_sweep(t, kind, id).await?;
-                    return Err(not_found);
-                }
-                read => read?,
-            };
-            let current = self.stored(kind, id, &item)?;
-            let mut writes = vec![Write::Delete { key: key.clone(), cond: Cond::VersionIs(item.version) }];
-            for c in stored_claims(kind, &current, &tenant.settings) {
-                writes.push(Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always });
+            removed => {
+                removed?;
+                self.finish_cleanup(t, kind, id, clear_members).await
             }
-            writes.push(Write::Add { key: model::counter(t.as_str(), kind, model::shard_of(id)), delta: -1 });
-            if let Some(why) = retirement {
-                let mut groups = if kind == Kind::User { self.group_ids_of(t, id).await? } else { Vec::new() };
-                groups.truncate(MAX_REMEMBERED_GROUPS);
-                writes.push(Write::Put { item: self.retired_item(tenant, &current, why, groups)?, cond: Cond::Always });
-            }
-            writes.push(Write::Put { item: self.sweep_item(t, kind, id, clear_members)?, cond: Cond::Always });
-            match self.transact(writes).await {
-                Ok(()) => {}
-                Err(StoreError::ConditionFailed { index: Some(0) }) if if_match.is_none() => continue,
-                Err(StoreError::ConditionFailed { .. }) => {
-                    return Err(Error::PreconditionFailed("the resource changed; read it again".into()));
-                }
-                Err(e) => return Err(e.into()),
-            }
-            self.finish_cleanup(t, kind, id, clear_members).await?;
-            return Ok(());
         }
-        Err(too_busy("delete"))
+    }
+
+    /// What a user's deactivation leads to, as the tenant's setting says:
+    /// nothing more, leaving its groups, or a soft delete (the answer to
+    /// the update is the user as written; from then on it is not found,
+    /// and its userName is free for a new user).
+    pub(super) async fn follow_deactivation(&self, tenant: &Tenant, kind: Kind, id: &str) -> Result<()> {
+        match tenant.settings.deactivation {
+            Deactivation::Disable => Ok(()),
+            Deactivation::RemoveFromGroups => self.remove_from_all_groups(&tenant.id, id).await.map(|_| ()),
+            Deactivation::SoftDelete => self.retire(tenant, kind, id, None, Retirement::Deactivated).await,
+        }
     }
 
     fn retired_item(&self, tenant: &Tenant, current: &Stored, why: Retirement, groups: Vec<String>) -> Result<Item> {
@@ -391,7 +400,7 @@ impl Roster {
         let retired_write = writes.len();
         writes.push(Write::Delete { key, cond: Cond::VersionIs(item.version) });
         writes.push(Write::Delete { key: model::sweep(t.as_str(), Kind::User, id), cond: Cond::Always });
-        match self.transact(writes).await {
+        match self.commit(t, writes, vec![Change::new(Kind::User, id, ChangeKind::Restored)]).await {
             Ok(()) => {}
             Err(StoreError::ConditionFailed { index: Some(i) }) if i == retired_write => {
                 return Err(Error::Busy("the deleted user changed while being restored; retry".into()));
@@ -497,7 +506,7 @@ impl Roster {
             Write::Delete { key: model::retired(t.as_str(), kind, id), cond: Cond::VersionIs(retired.item_version) },
             Write::Put { item: self.sweep_item(t, kind, id, true)?, cond: Cond::Always },
         ];
-        match self.transact(writes).await {
+        match self.commit(t, writes, vec![Change::new(kind, id, ChangeKind::Purged)]).await {
             Ok(()) => {}
             Err(StoreError::ConditionFailed { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),

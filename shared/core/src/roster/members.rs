@@ -9,7 +9,9 @@ use scim_protocol::ScimError;
 use scim_protocol::patch::{MemberChanges, MemberRef};
 use serde_json::{Value, json};
 
-use super::{GroupRef, Member, Roster, not_found};
+use super::changes::{Change, ChangeKind};
+use super::kernel::{Roster, not_found};
+use super::types::{GroupRef, Member, Stored};
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::store::{Cond, Item, Key, MAX_BATCH_GETS, PageKey, Query, SortKey, StoreError, Write};
@@ -21,7 +23,7 @@ use crate::tenant::TenantId;
 pub struct UnfinishedDeletes(Option<BTreeSet<(Kind, String)>>);
 
 /// A group as a user's `groups` shows it.
-fn group_ref(g: super::Stored) -> GroupRef {
+fn group_ref(g: Stored) -> GroupRef {
     GroupRef { display: g.resource.get("displayName").and_then(Value::as_str).map(str::to_string), id: g.id }
 }
 
@@ -120,17 +122,26 @@ impl Roster {
         add: &[Member],
         remove: &BTreeSet<String>,
     ) -> Result<()> {
-        self.batch_write(Self::member_writes(t, group, add, remove)).await?;
+        self.commit_batches(t, Self::member_writes(t, group, add, remove), Vec::new()).await?;
         let present = self.present(t, add).await?;
         let vanished: BTreeSet<String> =
             add.iter().filter(|m| !present.contains(&m.id)).map(|m| m.id.clone()).collect();
         if !vanished.is_empty() {
-            self.batch_write(Self::member_writes(t, group, &[], &vanished)).await?;
+            self.commit_batches(t, Self::member_writes(t, group, &[], &vanished), Vec::new()).await?;
         }
+        // The group's new version is the change: reported with it, once
+        // the entries stand.
+        let member = |id: &str, what: fn(String) -> ChangeKind| Change::new(Kind::Group, group, what(id.to_string()));
+        let changes = add
+            .iter()
+            .filter(|m| present.contains(&m.id))
+            .map(|m| member(&m.id, |member| ChangeKind::MemberAdded { member }))
+            .chain(remove.iter().map(|id| member(id, |member| ChangeKind::MemberRemoved { member })))
+            .collect();
         let touch = Write::Touch { key: model::resource(t.as_str(), Kind::Group, group), modified: self.now() };
-        match self.table.write(touch).await {
+        match self.commit(t, vec![touch], changes).await {
             Err(StoreError::ConditionFailed { .. }) => {
-                self.batch_write(Self::member_writes(t, group, &[], &present)).await?;
+                self.commit_batches(t, Self::member_writes(t, group, &[], &present), Vec::new()).await?;
                 Err(not_found(Kind::Group, group))
             }
             other => other.map_err(Error::from),
@@ -234,7 +245,8 @@ impl Roster {
         let mut pages = self.pages(members_query(t, group));
         while let Some(items) = pages.next().await? {
             let remove: BTreeSet<String> = items.into_iter().map(|i| i.sk).collect();
-            self.batch_write(Self::member_writes(t, group, &[], &remove)).await?;
+            // Part of the group's delete, reported with it.
+            self.commit_batches(t, Self::member_writes(t, group, &[], &remove), Vec::new()).await?;
         }
         Ok(())
     }

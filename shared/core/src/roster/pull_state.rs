@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Roster;
+use super::kernel::Roster;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::store::{Cond, Item, Key, MAX_BATCH_WRITES, Query, SortKey, Write};

@@ -10,8 +10,10 @@ use scim_protocol::filter::{IndexedAttr, IndexedEq};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::claims::{is_work_email, work_emails};
+use super::kernel::Roster;
 use super::lifecycle::Retirement;
-use super::{Roster, Stored};
+use super::types::Stored;
 use crate::error::{Error, Result};
 use crate::model::{self, Kind};
 use crate::store::{Cond, Item, Key, Query, SortKey, Write};
@@ -93,7 +95,7 @@ fn with_owned(current: &Object, pulled: &Object, origin: LinkOrigin) -> Object {
     // First and last name; other parts of the name are the user's own.
     replace_parts(&mut next, "name", &["givenName", "familyName"], pulled);
     // The work email; other emails are the user's own.
-    let is_work = super::claims::is_work_email;
+    let is_work = is_work_email;
     let mut emails: Vec<Value> =
         next.get("emails").and_then(Value::as_array).into_iter().flatten().filter(|e| !is_work(e)).cloned().collect();
     emails.extend(pulled.get("emails").and_then(Value::as_array).into_iter().flatten().filter(|e| is_work(e)).cloned());
@@ -174,7 +176,7 @@ impl Roster {
         let eq = IndexedEq { attr: IndexedAttr::WorkEmail, value: email.to_string() };
         let mut users = self.lookup(t, Kind::User, &eq).await?;
         let wanted = scim_protocol::text::fold(email);
-        users.retain(|u| super::claims::work_emails(&u.resource).any(|e| scim_protocol::text::fold(e) == wanted));
+        users.retain(|u| work_emails(&u.resource).any(|e| scim_protocol::text::fold(e) == wanted));
         Ok(users)
     }
 
@@ -212,7 +214,7 @@ impl Roster {
                 }
             }
         }
-        if let Some(email) = super::claims::work_emails(attrs).next() {
+        if let Some(email) = work_emails(attrs).next() {
             let candidates = self.users_with_work_email(t, email).await?;
             let free = self.without_link(t, candidates).await?;
             if let [only] = free.as_slice() {
@@ -273,7 +275,7 @@ impl Roster {
         before: &Link,
     ) -> Result<Pulled> {
         let owned = |current: &Object| Ok((with_owned(current, attrs, link.origin), Default::default()));
-        let (_, wrote) = self.update_telling(tenant, Kind::User, &link.user, None, owned).await?;
+        let wrote = self.update_telling(tenant, Kind::User, &link.user, None, owned).await?.wrote;
         if link != before {
             self.table.write(Write::Put { item: link_item(&tenant.id, graph_id, link)?, cond: Cond::Always }).await?;
         }

@@ -2,14 +2,15 @@
 //! other filters, index paging with bookmarks, and cursor paging. Every
 //! path reads within a budget ([`Limits`]) and says so when it would not.
 //!
-//! [`Limits`]: super::Limits
+//! [`Limits`]: super::types::Limits
 
 use scim_protocol::filter::{Filter, IndexedAttr, IndexedEq};
 use scim_protocol::{Paging, ScimError};
 use serde_json::json;
 
 use super::claims::id_of_entry;
-use super::{Roster, SearchPage, Stored, resources_query};
+use super::kernel::{Roster, resources_query};
+use super::types::{SearchPage, Stored};
 use crate::cursor::{self, CursorState};
 use crate::error::Result;
 use crate::model::{self, IndexAttr, Kind};

@@ -3,7 +3,7 @@
 
 use scim_protocol::ScimError;
 
-use super::Roster;
+use super::kernel::Roster;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::store::{Cond, Index, Item, Query, SortKey, StoreError, Write};

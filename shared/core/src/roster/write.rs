@@ -1,29 +1,30 @@
-//! Writing users and groups: create, replace, patch and reindex (deletes
-//! are in [`super::lifecycle`]).
+//! Writing users and groups: create, replace, patch and reindex (deletes,
+//! and what a deactivation leads to, are in `lifecycle.rs`).
 //! Each write puts the resource, its index entries and its counter shard in
-//! one transaction; concurrent writers are serialised by version, retried
-//! with backoff, and only then answered 503.
+//! one transaction, through the kernel's versioned write.
 
 use std::collections::BTreeSet;
 
 use scim_protocol::patch::{MemberChanges, MemberRef};
-use scim_protocol::{Object, PatchRequest, ScimError, apply_patch, etag};
+use scim_protocol::{Object, PatchRequest, ScimError, apply_patch};
 use serde_json::{Value, json};
 
+use super::changes::{Change, ChangeKind};
 use super::claims::{self, Claim, claims, stored_claims, text};
-use super::lifecycle::Retirement;
-use super::{Reindexed, Roster, Stored, not_found, resources_query, too_busy};
-use crate::error::{Error, Result};
+use super::kernel::{Planned, Roster, resources_query};
+use super::types::{Reindexed, Stored};
+use crate::error::Result;
 use crate::model::{self, Kind};
-use crate::retry;
-use crate::store::{Cond, Item, Key, StoreError, Write};
-use crate::tenant::{Deactivation, Tenant, TenantId};
+use crate::store::{Cond, Item, Write};
+use crate::tenant::{Tenant, TenantId};
 
-/// How many times a read-modify-write is tried when other writers keep
-/// getting there first (and the client did not ask for `If-Match`): the
-/// server serialises concurrent changes itself, with jittered backoff
-/// between tries (about a second in all), and only then answers 503.
-pub(super) const UPDATE_ATTEMPTS: u32 = 16;
+/// What an update did: the resource as it is now, whether anything was
+/// written, and whether it deactivated a user.
+pub(super) struct Updated {
+    pub stored: Stored,
+    pub wrote: bool,
+    pub deactivated: bool,
+}
 
 impl Roster {
     /// The item of a resource, refused when it would exceed
@@ -84,21 +85,6 @@ impl Roster {
         Ok(())
     }
 
-    /// Run a transaction, retrying the conflicts DynamoDB reports when
-    /// concurrent transactions touch one item (the counter shards).
-    pub(super) async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.table.transact(writes.clone()).await {
-                Err(StoreError::Conflict) if attempt < 8 => {
-                    attempt += 1;
-                    tokio::time::sleep(retry::backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// Create a user or group from validated, canonical attributes. For a
     /// group, `members` are checked to exist before anything is written.
     pub async fn create(&self, tenant: &Tenant, kind: Kind, attrs: Object, members: &[MemberRef]) -> Result<Stored> {
@@ -140,7 +126,10 @@ impl Roster {
         }
         writes.push(Write::Add { key: model::counter(t.as_str(), kind, model::shard_of(&id)), delta: 1 });
         writes.extend(extra(&id));
-        self.transact(writes).await.map_err(|e| claims::claim_conflict(&claims.iter().collect::<Vec<_>>(), 1, e))?;
+        let created = vec![Change::new(kind, &id, ChangeKind::Created)];
+        self.commit(t, writes, created)
+            .await
+            .map_err(|e| claims::claim_conflict(&claims.iter().collect::<Vec<_>>(), 1, e))?;
         if resolved.is_empty() {
             return Ok(stored);
         }
@@ -185,114 +174,100 @@ impl Roster {
         .await
     }
 
-    /// Read the item a write will be conditioned on, checking `If-Match`.
-    pub(super) async fn read_for_write(&self, key: &Key, kind: Kind, id: &str, if_match: Option<&str>) -> Result<Item> {
-        if !model::is_possible_id(id) {
-            return Err(not_found(kind, id));
-        }
-        let item = self.table.get(key).await?.ok_or_else(|| not_found(kind, id))?;
-        if let Some(expected) = if_match
-            && !etag::header_matches(expected, item.version)
-        {
-            return Err(Error::PreconditionFailed(format!(
-                "If-Match {expected} does not match the current version {}",
-                etag::etag(item.version)
-            )));
-        }
-        Ok(item)
-    }
-
-    /// The read-modify-write shared by PUT and PATCH: conditioned on the
-    /// version read, retried when another writer won, unless the client
-    /// asked for a specific version with `If-Match`.
+    /// The read-modify-write shared by PUT and PATCH, with what a
+    /// deactivation leads to in the tenant.
     pub(super) async fn update(
         &self,
         tenant: &Tenant,
         kind: Kind,
         id: &str,
         if_match: Option<&str>,
-        change: impl Fn(&Object) -> Result<(Object, MemberChanges)>,
+        change: impl Fn(&Object) -> Result<(Object, MemberChanges)> + Sync,
     ) -> Result<Stored> {
-        self.update_telling(tenant, kind, id, if_match, change).await.map(|(stored, _)| stored)
+        self.update_telling(tenant, kind, id, if_match, change).await.map(|u| u.stored)
     }
 
     /// [`Roster::update`], also telling whether anything was written (a
-    /// change that changes nothing writes nothing).
+    /// change that changes nothing writes nothing). A user it deactivates
+    /// is then dealt with as the tenant's deactivation setting says.
     pub(super) async fn update_telling(
         &self,
         tenant: &Tenant,
         kind: Kind,
         id: &str,
         if_match: Option<&str>,
-        change: impl Fn(&Object) -> Result<(Object, MemberChanges)>,
-    ) -> Result<(Stored, bool)> {
-        let t = &tenant.id;
-        let key = model::resource(t.as_str(), kind, id);
-        for attempt in 0..UPDATE_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(retry::backoff(attempt)).await;
-            }
-            let item = self.read_for_write(&key, kind, id, if_match).await?;
-            let current = self.stored(kind, id, &item)?;
-            let mut before = current.resource.clone();
-            let created = before.remove("meta").and_then(|m| m.get("created").cloned());
-            before.remove("id");
-            let (after, member_changes) = change(&before)?;
-            let new_claims = claims(kind, &after, &tenant.settings);
-            self.check_policy(tenant, kind, &after, &new_claims, Some(&before))?;
-            let resolved = self.resolve_members(t, id, &member_changes.add).await?;
-            let old_claims = stored_claims(kind, &current, &tenant.settings);
-            let gone: Vec<&Claim> = old_claims.iter().filter(|o| !new_claims.iter().any(|n| n.same_entry(o))).collect();
-            let added: Vec<&Claim> =
-                new_claims.iter().filter(|n| !old_claims.iter().any(|o| o.same_entry(n))).collect();
-            // Index entries are rewritten with the attributes, and also when
-            // only they are stale: written under another uniqueness setting,
-            // or before the item recorded them (or had a work-email index).
-            let rewrite = after != before
-                || !gone.is_empty()
-                || !added.is_empty()
-                || current.unique_entries.is_none()
-                || current.key_form < model::KEY_FORM;
-            if rewrite {
-                let created = created.as_ref().and_then(Value::as_str).unwrap_or_default();
-                let next = self.resource_item(t, kind, id, &after, &new_claims, created, item.version + 1)?;
-                let mut writes = vec![Write::Put { item: next, cond: Cond::VersionIs(item.version) }];
-                writes.extend(gone.iter().map(|c| Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always }));
-                let first_added = writes.len();
-                for c in &added {
-                    let cond = if c.unique { Cond::NotExists } else { Cond::Always };
-                    writes.push(Write::Put { item: c.item(t.as_str(), id), cond });
-                }
-                match self.transact(writes).await {
-                    Ok(()) => {}
-                    Err(StoreError::ConditionFailed { index: Some(0) }) if if_match.is_none() => continue,
-                    Err(StoreError::ConditionFailed { index: Some(0) }) => {
-                        return Err(Error::PreconditionFailed("the resource changed; read it again".into()));
-                    }
-                    Err(e) => return Err(claims::claim_conflict(&added, first_added, e)),
-                }
-            }
-            if !member_changes.is_empty() {
-                self.apply_member_changes(t, id, &member_changes, resolved).await?;
-            }
-            let deactivated =
-                before.get("active") != Some(&Value::Bool(false)) && after.get("active") == Some(&Value::Bool(false));
-            let wrote = rewrite || !member_changes.is_empty();
-            let stored = if wrote { self.get(t, kind, id).await? } else { current };
-            if kind == Kind::User && deactivated {
-                match tenant.settings.deactivation {
-                    Deactivation::Disable => {}
-                    Deactivation::RemoveFromGroups => {
-                        self.remove_from_all_groups(t, id).await?;
-                    }
-                    // The answer is the user as written; from now on it is
-                    // not found, and its userName is free for a new user.
-                    Deactivation::SoftDelete => self.retire(tenant, kind, id, None, Retirement::Deactivated).await?,
-                }
-            }
-            return Ok((stored, wrote));
+        change: impl Fn(&Object) -> Result<(Object, MemberChanges)> + Sync,
+    ) -> Result<Updated> {
+        let updated = self.apply_update(tenant, kind, id, if_match, change).await?;
+        if updated.deactivated {
+            self.follow_deactivation(tenant, kind, id).await?;
         }
-        Err(too_busy("update"))
+        Ok(updated)
+    }
+
+    /// The update itself: attributes and index entries in one versioned
+    /// write, then the member changes.
+    async fn apply_update(
+        &self,
+        tenant: &Tenant,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+        change: impl Fn(&Object) -> Result<(Object, MemberChanges)> + Sync,
+    ) -> Result<Updated> {
+        let (t, change) = (&tenant.id, &change);
+        let (current, before, after, member_changes, resolved, rewrite) = self
+            .versioned_write(t, kind, id, if_match, "update", |current: Stored| {
+                Box::pin(async move {
+                    let mut before = current.resource.clone();
+                    let created = before.remove("meta").and_then(|m| m.get("created").cloned());
+                    before.remove("id");
+                    let (after, member_changes) = change(&before)?;
+                    let new_claims = claims(kind, &after, &tenant.settings);
+                    self.check_policy(tenant, kind, &after, &new_claims, Some(&before))?;
+                    let resolved = self.resolve_members(t, id, &member_changes.add).await?;
+                    let old_claims = stored_claims(kind, &current, &tenant.settings);
+                    let gone: Vec<&Claim> =
+                        old_claims.iter().filter(|o| !new_claims.iter().any(|n| n.same_entry(o))).collect();
+                    let added: Vec<Claim> =
+                        new_claims.iter().filter(|n| !old_claims.iter().any(|o| o.same_entry(n))).cloned().collect();
+                    // Index entries are rewritten with the attributes, and also
+                    // when only they are stale: written under another uniqueness
+                    // setting, or before the item recorded them (or had a
+                    // work-email index).
+                    let rewrite = after != before
+                        || !gone.is_empty()
+                        || !added.is_empty()
+                        || current.unique_entries.is_none()
+                        || current.key_form < model::KEY_FORM;
+                    if !rewrite {
+                        return Ok(Planned::Keep((current, before, after, member_changes, resolved, false)));
+                    }
+                    let created = created.as_ref().and_then(Value::as_str).unwrap_or_default();
+                    let next = self.resource_item(t, kind, id, &after, &new_claims, created, current.version + 1)?;
+                    let mut writes = vec![Write::Put { item: next, cond: Cond::VersionIs(current.version) }];
+                    writes
+                        .extend(gone.iter().map(|c| Write::Delete { key: c.key(t.as_str(), id), cond: Cond::Always }));
+                    let first_claim = writes.len();
+                    for c in &added {
+                        let cond = if c.unique { Cond::NotExists } else { Cond::Always };
+                        writes.push(Write::Put { item: c.item(t.as_str(), id), cond });
+                    }
+                    let changes = Change::between(kind, id, &before, &after).into_iter().collect();
+                    let then = (current, before, after, member_changes, resolved, true);
+                    Ok(Planned::Write { writes, changes, claims: added, first_claim, then })
+                })
+            })
+            .await?;
+        if !member_changes.is_empty() {
+            self.apply_member_changes(t, id, &member_changes, resolved).await?;
+        }
+        let deactivated = kind == Kind::User
+            && before.get("active") != Some(&Value::Bool(false))
+            && after.get("active") == Some(&Value::Bool(false));
+        let wrote = rewrite || !member_changes.is_empty();
+        let stored = if wrote { self.get(t, kind, id).await? } else { current };
+        Ok(Updated { stored, wrote, deactivated })
     }
 
     /// Bring every user's and group's index entries in line with its
@@ -310,8 +285,8 @@ impl Roster {
                     report.checked += 1;
                     let same = |current: &Object| Ok((current.clone(), MemberChanges::default()));
                     match self.update_telling(tenant, kind, &item.sk, None, same).await {
-                        Ok((_, true)) => report.rewritten += 1,
-                        Ok((_, false)) => {}
+                        Ok(Updated { wrote: true, .. }) => report.rewritten += 1,
+                        Ok(_) => {}
                         Err(e) if !e.is_server_error() => {
                             report.refused.push((item.sk.clone(), ScimError::from(e).detail));
                         }

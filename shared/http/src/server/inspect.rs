@@ -221,7 +221,7 @@ pub struct Inspected<IO> {
     write_deadline: Option<Pin<Box<Sleep>>>,
     shut: bool,
     linger: Option<Pin<Box<Sleep>>>,
-    stats: Option<std::sync::Arc<super::ConnectionStats>>,
+    stats: Option<std::sync::Arc<super::stats::ConnectionStats>>,
 }
 
 impl<IO> Inspected<IO> {
@@ -242,14 +242,14 @@ impl<IO> Inspected<IO> {
     }
 
     /// Count this connection's refused heads in `stats`.
-    pub fn counting(mut self, stats: std::sync::Arc<super::ConnectionStats>) -> Self {
+    pub fn counting(mut self, stats: std::sync::Arc<super::stats::ConnectionStats>) -> Self {
         self.stats = Some(stats);
         self
     }
 
     fn refuse(&mut self, response: Vec<u8>) {
         if let Some(stats) = &self.stats {
-            stats.count(super::Refusal::HeadRefused);
+            stats.count(super::stats::Refusal::HeadRefused);
         }
         self.framing = Framing::Refused;
         self.pending.clear();
