@@ -417,10 +417,12 @@ fn ops(operations: Value) -> PatchRequest {
     patch(json!({ "schemas": [scim_protocol::urn::PATCH_OP], "Operations": operations }))
 }
 
-/// Records the changes the roster reports, in order, as `(kind, id, what,
-/// attributes)`.
+/// What the roster reported of a change: `(kind, id, what, attributes)`.
+type Reported = (Kind, String, ChangeKind, Vec<String>);
+
+/// Records the changes the roster reports, in order.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(Kind, String, ChangeKind, Vec<String>)>>);
+struct Recorder(Mutex<Vec<Reported>>);
 
 impl ChangeSink for Recorder {
     fn changed(&self, _: &TenantId, changes: &[Change]) {
@@ -430,7 +432,7 @@ impl ChangeSink for Recorder {
 }
 
 impl Recorder {
-    fn take(&self) -> Vec<(Kind, String, ChangeKind, Vec<String>)> {
+    fn take(&self) -> Vec<Reported> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -447,7 +449,7 @@ pub(crate) async fn every_change_is_reported_once(t: TestTable) {
     let roster = roster_at(Arc::clone(&t.table), clock.clone()).with_change_sink(recorder.clone());
     let settings = TenantSettings { retention_days: 1, ..TenantSettings::default() };
     let acme = tenant_with(&roster, "acme", settings).await;
-    let what = |seen: Vec<(Kind, String, ChangeKind, Vec<String>)>| -> Vec<(String, ChangeKind, Vec<String>)> {
+    let what = |seen: Vec<Reported>| -> Vec<(String, ChangeKind, Vec<String>)> {
         seen.into_iter().map(|(_, id, what, attrs)| (id, what, attrs)).collect()
     };
 
